@@ -1,0 +1,148 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+use weir_types::{Diagnostic, Metering, RunId, TaskId};
+
+/// Which stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+    /// Lines weir itself writes about the task (spawn, timeout, kill).
+    System,
+}
+
+impl LogStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+            LogStream::System => "weir",
+        }
+    }
+}
+
+/// Where a task's log lines go, one line at a time, as they are produced.
+/// Implementations timestamp the line and must not block for long.
+pub trait LogSink: Send + Sync {
+    fn line(&self, stream: LogStream, text: &str);
+}
+
+/// Everything a running task may know about its run.
+#[derive(Clone)]
+pub struct TaskContext {
+    pub run_id: RunId,
+    pub task_id: TaskId,
+    pub namespace: String,
+    pub pipeline: String,
+    pub step: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Resolved, typed run parameters.
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// The environment's variables; processes get these (plus `WEIR_*` and a
+    /// few safe host variables such as `PATH`), nothing else.
+    pub vars: BTreeMap<String, String>,
+    /// The task's own working directory, created before `run` is called.
+    pub work_dir: PathBuf,
+    /// Kill the task after this long.
+    pub timeout: Option<Duration>,
+    /// Cancelled when the run is cancelled (Ctrl-C, API); the action must
+    /// stop promptly and return [`ActionError::Cancelled`].
+    pub cancel: CancellationToken,
+    pub log: Arc<dyn LogSink>,
+}
+
+/// What a successful task produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskOutput {
+    /// Resources used by the task's processes; zero for in-process actions.
+    pub metering: Metering,
+    pub exit_code: Option<i32>,
+    /// A small JSON value, usable downstream as `{{ steps.<name>.value }}`.
+    pub value: Option<serde_json::Value>,
+}
+
+/// Why a task did not succeed. Every variant carries the metering of what
+/// did run, so a failed task's cost is still recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{message}")]
+    Failed {
+        message: String,
+        exit_code: Option<i32>,
+        metering: Metering,
+    },
+    #[error("timed out after {}", humanize(*after))]
+    TimedOut { after: Duration, metering: Metering },
+    #[error("cancelled")]
+    Cancelled { metering: Metering },
+    #[error("could not start `{program}`: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The (templated) spec does not deserialize; `weir check` should have
+    /// caught it, so this is reported with the spec error.
+    #[error("invalid `{kind}` step: {message}")]
+    InvalidSpec { kind: String, message: String },
+}
+
+impl ActionError {
+    pub fn metering(&self) -> Metering {
+        match self {
+            ActionError::Failed { metering, .. }
+            | ActionError::TimedOut { metering, .. }
+            | ActionError::Cancelled { metering } => *metering,
+            ActionError::Spawn { .. } | ActionError::InvalidSpec { .. } => Metering::default(),
+        }
+    }
+
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            ActionError::Failed { exit_code, .. } => *exit_code,
+            _ => None,
+        }
+    }
+}
+
+fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
+}
+
+/// A step kind. Implement it in one module and add one line to
+/// [`crate::Registry::builtin`]; nothing else changes.
+#[async_trait]
+pub trait Action: Send + Sync + 'static {
+    /// The YAML key that selects this kind (`shell: ...`).
+    const KIND: &'static str;
+
+    /// What the user writes under the key. Its doc comments are the user
+    /// reference (`weir schema`).
+    type Spec: DeserializeOwned + JsonSchema + Send + 'static;
+
+    /// Checks a spec without any IO. Diagnostics carry no file or span; the
+    /// registry points them at the step's action key.
+    fn check(&self, _spec: &Self::Spec) -> Vec<Diagnostic> {
+        Vec::new()
+    }
+
+    /// Steps this spec reads from (e.g. `inputs:`); they become dependencies.
+    fn inputs(&self, _spec: &Self::Spec) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Runs one attempt. `spec` has had its templates rendered.
+    async fn run(&self, spec: Self::Spec, cx: TaskContext) -> Result<TaskOutput, ActionError>;
+}
