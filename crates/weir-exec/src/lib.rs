@@ -11,5 +11,5 @@ mod registry;
 mod shell;
 
 pub use action::{Action, ActionError, LogSink, LogStream, TaskContext, TaskOutput};
-pub use registry::Registry;
-pub use shell::ShellAction;
+pub use registry::{CODES, Registry};
+pub use shell::{ShellAction, ShellSpec};

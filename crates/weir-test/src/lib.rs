@@ -1,1 +1,176 @@
-//! TODO
+//! Dev-only helpers for weir's tests: throw-away projects, running the real
+//! `weir` binary against them, and filters that make its output stable
+//! (temp paths, durations, timestamps) for golden files and snapshots.
+//!
+//! Nothing here is a mock: tests run the real binary on real files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::{Context, Result};
+
+/// A weir project in a temporary folder, removed on drop.
+pub struct TestProject {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl TestProject {
+    /// An empty project (a `weir.yaml` naming it `test`).
+    pub fn new(bin: impl Into<PathBuf>) -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("weir-test-").tempdir()?;
+        let project = TestProject {
+            dir,
+            bin: bin.into(),
+        };
+        project.write("weir.yaml", "name: test\n")?;
+        Ok(project)
+    }
+
+    /// A copy of an existing project folder (without its `.weir/` state or
+    /// `expected/` outputs).
+    pub fn copy_of(bin: impl Into<PathBuf>, source: &Path) -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("weir-test-").tempdir()?;
+        copy_dir(source, dir.path())?;
+        Ok(TestProject {
+            dir,
+            bin: bin.into(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, relative: &str, content: &str) -> Result<()> {
+        let path = self.dir.path().join(relative);
+        if let Some(parent) = path.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        fs_err::write(path, content)?;
+        Ok(())
+    }
+
+    pub fn read(&self, relative: &str) -> Result<String> {
+        Ok(fs_err::read_to_string(self.dir.path().join(relative))?)
+    }
+
+    /// `weir ARGS` in the project folder, plain output, no colours.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("WEIR_PROJECT")
+            .env_remove("WEIR_DATABASE_URL");
+        cmd
+    }
+
+    /// Runs `weir ARGS` to completion.
+    pub fn weir(&self, args: &[&str]) -> Result<Output> {
+        self.command(args)
+            .output()
+            .with_context(|| format!("cannot run {} {args:?}", self.bin.display()))
+    }
+
+    /// `weir show RUN --json`, parsed.
+    pub fn show_json(&self, run: i64) -> Result<serde_json::Value> {
+        let out = self.weir(&["show", &run.to_string(), "--json"])?;
+        anyhow::ensure!(
+            out.status.success(),
+            "weir show failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
+    /// Replaces what changes between runs with placeholders.
+    pub fn filter(&self, text: &str) -> String {
+        let mut text = text.replace(&self.dir.path().display().to_string(), "[PROJECT]");
+        text = replace_durations(&text);
+        text
+    }
+}
+
+/// `1.23s`, `12m03s` → `[T]`, so golden files do not depend on speed.
+pub fn replace_durations(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let start_ok = i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '.');
+        if start_ok && chars[i].is_ascii_digit() {
+            let mut j = i;
+            while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == '.') {
+                j += 1;
+            }
+            let mut k = j;
+            // `2m03s`, `1h02m`
+            if k < chars.len() && (chars[k] == 'm' || chars[k] == 'h') {
+                let mut m = k + 1;
+                while m < chars.len() && chars[m].is_ascii_digit() {
+                    m += 1;
+                }
+                if m > k + 1 && m < chars.len() && (chars[m] == 's' || chars[m] == 'm') {
+                    k = m;
+                }
+            }
+            let is_duration = k < chars.len()
+                && (chars[k] == 's' || (k > j && chars[k] == 'm'))
+                && (k + 1 >= chars.len() || !chars[k + 1].is_alphanumeric())
+                && chars[i..j].contains(&'.') | (k > j);
+            if is_duration {
+                out.push_str("[T]");
+                i = k + 1;
+                continue;
+            }
+            out.extend(&chars[i..j]);
+            i = j;
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    fs_err::create_dir_all(to)?;
+    for entry in fs_err::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == ".weir" || name == "expected" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs_err::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The repository's root folder (for `tests/golden`, `examples/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_replaced_but_other_numbers_stay() {
+        assert_eq!(
+            replace_durations("run 12 succeeded in 1.23s, step 2m03s; 3 steps, v1.5"),
+            "run 12 succeeded in [T], step [T]; 3 steps, v1.5"
+        );
+        assert_eq!(replace_durations("[  0.12s] clean"), "[  [T]] clean");
+        assert_eq!(replace_durations("timeout: 5x at 3:4"), "timeout: 5x at 3:4");
+    }
+}

@@ -1,0 +1,45 @@
+use anyhow::Result;
+use clap::Args;
+use weir_exec::Registry;
+
+use crate::project::Globals;
+use crate::{Outcome, output, render};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Pipelines to check (default: all of `pipelines/`).
+    pub pipelines: Vec<String>,
+}
+
+pub fn run(globals: &Globals, args: CheckArgs) -> Result<Outcome> {
+    let root = globals.project_root()?;
+    let registry = Registry::builtin();
+    let checked = weir_spec::check_project(&root, &registry, &args.pipelines);
+    let errors = render::diagnostics(&checked.diagnostics, &checked.sources);
+    let warnings = checked.diagnostics.len() - errors;
+    if errors > 0 {
+        output::line(format!(
+            "{errors} error{} and {warnings} warning{}; nothing was run",
+            plural(errors),
+            plural(warnings)
+        ));
+        return Ok(Outcome::Failure);
+    }
+    let steps: usize = checked.plans.values().map(|p| p.steps.len()).sum();
+    output::line(format!(
+        "ok: {} pipeline{}, {steps} step{}{}",
+        checked.plans.len(),
+        plural(checked.plans.len()),
+        plural(steps),
+        if warnings > 0 {
+            format!(", {warnings} warning{}", plural(warnings))
+        } else {
+            String::new()
+        }
+    ));
+    Ok(Outcome::Success)
+}
+
+pub fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

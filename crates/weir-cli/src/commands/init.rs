@@ -1,0 +1,69 @@
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use crate::{Outcome, output};
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Folder to create the project in (created if missing; must be empty).
+    pub dir: PathBuf,
+}
+
+/// The sample project: the same files as `examples/demo`, so the README's
+/// demo and `weir init` never drift apart.
+const FILES: &[(&str, &str)] = &[
+    ("weir.yaml", include_str!("../../../../examples/demo/weir.yaml")),
+    (".gitignore", include_str!("../../../../examples/demo/.gitignore")),
+    (
+        "environments/dev.yaml",
+        include_str!("../../../../examples/demo/environments/dev.yaml"),
+    ),
+    (
+        "pipelines/sales.yaml",
+        include_str!("../../../../examples/demo/pipelines/sales.yaml"),
+    ),
+    (
+        "data/orders.csv",
+        include_str!("../../../../examples/demo/data/orders.csv"),
+    ),
+    (
+        "data/customers.csv",
+        include_str!("../../../../examples/demo/data/customers.csv"),
+    ),
+];
+
+pub fn run(args: InitArgs) -> Result<Outcome> {
+    let dir = &args.dir;
+    if dir.exists() {
+        let mut entries =
+            fs_err::read_dir(dir).with_context(|| format!("cannot read `{}`", dir.display()))?;
+        if entries.next().is_some() {
+            bail!(
+                "`{}` is not empty; weir init only writes into a new or empty folder\n  hint: pick a new folder, e.g. `weir init {}-weir`",
+                dir.display(),
+                dir.display()
+            );
+        }
+    }
+    for (path, content) in FILES {
+        write(dir, path, content)?;
+    }
+    output::line(format!("created a weir project in `{}`", dir.display()));
+    output::line("next:");
+    output::line(format!("  cd {}", dir.display()));
+    output::line("  weir check        # validate every pipeline");
+    output::line("  weir run sales    # run it, with live progress");
+    output::line("  weir runs         # what ran");
+    Ok(Outcome::Success)
+}
+
+fn write(dir: &Path, path: &str, content: &str) -> Result<()> {
+    let target = dir.join(path);
+    if let Some(parent) = target.parent() {
+        fs_err::create_dir_all(parent)?;
+    }
+    fs_err::write(&target, content)?;
+    Ok(())
+}

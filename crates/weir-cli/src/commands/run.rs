@@ -1,0 +1,224 @@
+use anyhow::{Context, Result, anyhow};
+use clap::Args;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use weir_engine::{ExecuteOptions, NewRunRequest, RunSummary};
+use weir_exec::Registry;
+use weir_types::{DEFAULT_NAMESPACE, RunId, RunState, TaskState};
+
+use crate::project::Globals;
+use crate::{Outcome, output, progress, render};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipeline to run (its file name in `pipelines/` without `.yaml`).
+    #[arg(required_unless_present = "resume")]
+    pub pipeline: Option<String>,
+
+    /// Set a parameter, e.g. `--param min_amount=10`; repeatable.
+    #[arg(long = "param", short = 'P', value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+
+    /// Environment to run in (a file in `environments/`); default: the
+    /// project's `environment:`.
+    #[arg(long)]
+    pub env: Option<String>,
+
+    /// How many steps may run at once; default: the number of CPUs.
+    #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: Option<u16>,
+
+    /// Continue an interrupted, failed or cancelled run: succeeded steps are
+    /// kept, every other step runs again as a new attempt.
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["pipeline", "params", "env"])]
+    pub resume: Option<RunId>,
+}
+
+pub async fn run(globals: &Globals, args: RunArgs) -> Result<Outcome> {
+    let root = globals.project_root()?;
+    let run_id = match args.resume {
+        Some(run) => run,
+        None => match create(globals, &root, &args).await? {
+            Some(run) => run,
+            None => return Ok(Outcome::Failure),
+        },
+    };
+    let engine = globals.engine().await?;
+    let existing = engine.summary(run_id).await?;
+    let steps: Vec<String> = existing
+        .latest_tasks()
+        .iter()
+        .map(|t| t.step.clone())
+        .collect();
+    if args.resume.is_some() {
+        output::line(format!(
+            "resuming run {run_id} of `{}` (was {})",
+            existing.run.pipeline, existing.run.state
+        ));
+    } else {
+        output::line(format!("run {run_id} of `{}`", existing.run.pipeline));
+    }
+
+    let cancel = CancellationToken::new();
+    watch_interrupts(cancel.clone(), run_id);
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let display = tokio::spawn(progress::display(events_rx, steps, output::is_rich()));
+    let mut options = ExecuteOptions {
+        events: Some(events_tx),
+        cancel,
+        ..ExecuteOptions::default()
+    };
+    if let Some(n) = args.concurrency {
+        options.concurrency = usize::from(n);
+    }
+    let result = engine.execute(run_id, options).await;
+    let _ = display.await;
+    let summary = result.with_context(|| format!("run {run_id} stopped"))?;
+    print_summary(&engine, &summary).await;
+    Ok(if summary.run.state == RunState::Succeeded {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    })
+}
+
+/// Validates the project and creates the run; `None` after reporting a
+/// user error.
+async fn create(
+    globals: &Globals,
+    root: &std::path::Path,
+    args: &RunArgs,
+) -> Result<Option<RunId>> {
+    let pipeline = args
+        .pipeline
+        .clone()
+        .ok_or_else(|| anyhow!("name the pipeline to run, e.g. `weir run sales`"))?;
+    let registry = Registry::builtin();
+    let checked = weir_spec::check_project(root, &registry, std::slice::from_ref(&pipeline));
+    let errors = render::diagnostics(&checked.diagnostics, &checked.sources);
+    if errors > 0 {
+        output::line(format!(
+            "`{pipeline}` has {errors} error{}; nothing was run (see `weir check`)",
+            super::check::plural(errors)
+        ));
+        return Ok(None);
+    }
+    let plan = checked
+        .plans
+        .get(&pipeline)
+        .cloned()
+        .ok_or_else(|| anyhow!("pipeline `{pipeline}` was not found"))?;
+    let given = parse_params(&args.params)?;
+    let params = match plan.resolve_params(&given) {
+        Ok(params) => params,
+        Err(problems) => {
+            for problem in problems {
+                output::error(&problem);
+            }
+            return Ok(None);
+        }
+    };
+    let environment = args.env.clone().or(checked.config.environment.clone());
+    if let Some(name) = &environment
+        && let Err(d) = weir_spec::load_environment(root, name)
+    {
+        render::diagnostics(std::slice::from_ref(&d), &checked.sources);
+        return Ok(None);
+    }
+    let engine = globals.engine().await?;
+    let run = engine
+        .create_run(NewRunRequest {
+            plan,
+            params,
+            environment,
+            namespace: if checked.config.namespace.is_empty() {
+                DEFAULT_NAMESPACE.to_owned()
+            } else {
+                checked.config.namespace.clone()
+            },
+            created_by: os_user(),
+            trigger: "manual".to_owned(),
+        })
+        .await?;
+    Ok(Some(run))
+}
+
+fn parse_params(raw: &[String]) -> Result<Vec<(String, String)>> {
+    raw.iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+                .ok_or_else(|| {
+                    anyhow!("`--param {p}` is not NAME=VALUE\n  hint: e.g. `--param min_amount=10`")
+                })
+        })
+        .collect()
+}
+
+/// The first Ctrl-C cancels cleanly; a second one exits at once, leaving the
+/// run resumable.
+fn watch_interrupts(cancel: CancellationToken, run: RunId) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        output::error("interrupted: cancelling the run (press Ctrl-C again to exit at once)");
+        cancel.cancel();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            output::error(&format!(
+                "exited without waiting; continue with `weir run --resume {run}`"
+            ));
+            std::process::exit(130);
+        }
+    });
+}
+
+fn os_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+const LOG_LINES_OF_FAILURES: usize = 10;
+
+async fn print_summary(engine: &weir_engine::Engine, summary: &RunSummary) {
+    output::line("");
+    output::text(super::show::steps_table(summary));
+    for task in summary.latest_tasks() {
+        if task.state != TaskState::Failed {
+            continue;
+        }
+        output::line("");
+        output::line(format!(
+            "step `{}` failed (attempt {}): {}",
+            task.step,
+            task.attempt,
+            task.error.as_deref().unwrap_or("no reason recorded")
+        ));
+        if let Ok(lines) = engine
+            .logs()
+            .tail(summary.run.id, &task.step, task.attempt, LOG_LINES_OF_FAILURES)
+            .await
+        {
+            for line in lines {
+                output::line(format!("  | {}", line.text));
+            }
+        }
+    }
+    output::line("");
+    let run = &summary.run;
+    let took = match (run.started_at, run.finished_at) {
+        (Some(s), Some(f)) => format!(" in {}", output::duration((f - s).as_seconds_f64())),
+        _ => String::new(),
+    };
+    output::line(format!("run {} {}{took}", run.id, run.state));
+    if matches!(run.state, RunState::Failed | RunState::Cancelled) {
+        output::line(format!(
+            "  hint: fix the cause, then `weir run --resume {}` re-runs only what did not succeed",
+            run.id
+        ));
+    }
+}

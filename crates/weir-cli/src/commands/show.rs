@@ -1,0 +1,107 @@
+use anyhow::Result;
+use clap::Args;
+use weir_engine::RunSummary;
+use weir_store::TaskRow;
+use weir_types::RunId;
+
+use crate::project::Globals;
+use crate::{Outcome, output};
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The run's id (see `weir runs`).
+    pub run: RunId,
+
+    /// Print the run and every task as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(globals: &Globals, args: ShowArgs) -> Result<Outcome> {
+    let engine = globals.engine().await?;
+    let summary = engine.summary(args.run).await?;
+    if args.json {
+        let value = serde_json::json!({ "run": summary.run, "tasks": summary.tasks });
+        output::line(serde_json::to_string_pretty(&value)?);
+        return Ok(Outcome::Success);
+    }
+    let run = &summary.run;
+    output::line(format!("run {}  {}  {}", run.id, run.pipeline, run.state));
+    output::line(format!(
+        "  trigger {} by {}, namespace {}, environment {}",
+        run.trigger,
+        run.created_by,
+        run.namespace,
+        run.environment.as_deref().unwrap_or("-")
+    ));
+    output::line(format!("  params  {}", run.params));
+    output::line(format!(
+        "  created {}{}",
+        run.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        match (run.started_at, run.finished_at) {
+            (Some(s), Some(f)) => format!(", took {}", output::duration((f - s).as_seconds_f64())),
+            _ => String::new(),
+        }
+    ));
+    output::line("");
+    output::text(attempts_table(&summary));
+    Ok(Outcome::Success)
+}
+
+/// One row per step (its latest attempt).
+pub fn steps_table(summary: &RunSummary) -> String {
+    let rows: Vec<Vec<String>> = summary
+        .latest_tasks()
+        .into_iter()
+        .map(|t| {
+            let mut row = vec![t.step.clone(), t.state.to_string(), t.attempt.to_string()];
+            row.extend(cost_cells(t));
+            row
+        })
+        .collect();
+    output::table(
+        &["STEP", "STATE", "ATTEMPTS", "DURATION", "CPU", "PEAK RSS"],
+        &rows,
+    )
+}
+
+/// One row per attempt, steps in plan order.
+fn attempts_table(summary: &RunSummary) -> String {
+    let mut rows = Vec::new();
+    for latest in summary.latest_tasks() {
+        let mut attempts: Vec<&TaskRow> = summary
+            .tasks
+            .iter()
+            .filter(|t| t.step == latest.step)
+            .collect();
+        attempts.sort_by_key(|t| t.attempt);
+        for t in attempts {
+            let mut row = vec![t.step.clone(), t.attempt.to_string(), t.state.to_string()];
+            row.extend(cost_cells(t));
+            row.push(t.exit_code.map_or_else(|| "-".into(), |c| c.to_string()));
+            row.push(t.error.clone().unwrap_or_default());
+            rows.push(row);
+        }
+    }
+    output::table(
+        &[
+            "STEP", "ATTEMPT", "STATE", "DURATION", "CPU", "PEAK RSS", "EXIT", "ERROR",
+        ],
+        &rows,
+    )
+}
+
+fn cost_cells(t: &TaskRow) -> [String; 3] {
+    let duration = match (t.started_at, t.finished_at) {
+        (Some(s), Some(f)) => output::duration((f - s).as_seconds_f64()),
+        _ => "-".into(),
+    };
+    match &t.metering {
+        Some(m) if m.wall_s > 0.0 || m.max_rss_kib > 0 => [
+            duration,
+            output::duration(m.cpu_s()),
+            output::memory(m.max_rss_kib),
+        ],
+        _ => [duration, "-".into(), "-".into()],
+    }
+}

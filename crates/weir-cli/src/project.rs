@@ -1,0 +1,48 @@
+//! Finding the project and opening its engine: shared by every command.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use weir_engine::{Engine, EngineConfig};
+use weir_exec::Registry;
+
+/// Options every command accepts.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    pub project: Option<PathBuf>,
+    pub database_url: Option<String>,
+}
+
+impl Globals {
+    /// The project folder: `--project`, else the nearest folder upwards from
+    /// the current one that holds a `weir.yaml`.
+    pub fn project_root(&self) -> Result<PathBuf> {
+        if let Some(dir) = &self.project {
+            if !dir.join("weir.yaml").is_file() {
+                return Err(anyhow!(
+                    "`{}` is not a weir project (no `weir.yaml` in it)\n  hint: create one with `weir init {}`",
+                    dir.display(),
+                    dir.display()
+                ));
+            }
+            return Ok(dir.clone());
+        }
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        weir_spec::find_project_root(&cwd).ok_or_else(|| {
+            anyhow!(
+                "no `weir.yaml` in `{}` or any parent folder\n  hint: run `weir init DIR` to create a project, or pass `--project DIR`",
+                cwd.display()
+            )
+        })
+    }
+
+    pub async fn engine(&self) -> Result<Engine> {
+        let root = self.project_root()?;
+        let mut config = EngineConfig::for_project(&root);
+        config.database_url = self.database_url.clone();
+        Engine::open(config, Arc::new(Registry::builtin()))
+            .await
+            .context("cannot open the project's stores")
+    }
+}

@@ -1,0 +1,680 @@
+//! The loop that executes one run: see the crate docs for the protocol.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use weir_exec::{ActionError, LogSink, LogStream, TaskContext, TaskOutput};
+use weir_spec::{Environment, Plan, RunInfo, Step, TemplateContext};
+use weir_store::{NewTask, RunRow, RunUpdate, TaskLogWriter, TaskUpdate, Transition};
+use weir_types::{RunId, RunState, TaskId, TaskState};
+
+use crate::engine::{create_dir, owner_is_dead_here};
+use crate::{Engine, Error, Result, RunSummary};
+
+/// How long a run's owner may go without a heartbeat before another process
+/// may take the run over.
+const LEASE: Duration = Duration::from_secs(30);
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// How to execute a run.
+#[derive(Debug, Clone)]
+pub struct ExecuteOptions {
+    /// At most this many tasks run at once.
+    pub concurrency: usize,
+    /// Receives every state change, after it is durable.
+    pub events: Option<mpsc::UnboundedSender<RunEvent>>,
+    /// Cancels the run: running tasks are killed, the rest marked cancelled.
+    pub cancel: CancellationToken,
+}
+
+impl Default for ExecuteOptions {
+    fn default() -> Self {
+        ExecuteOptions {
+            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+            events: None,
+            cancel: CancellationToken::new(),
+        }
+    }
+}
+
+/// A durable state change, for progress displays.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEvent {
+    Run {
+        run: RunId,
+        state: RunState,
+        at: DateTime<Utc>,
+    },
+    Task {
+        step: String,
+        attempt: u32,
+        state: TaskState,
+        at: DateTime<Utc>,
+        /// Why it failed, for `failed`.
+        error: Option<String>,
+        /// For a queued retry: when it may start.
+        not_before: Option<DateTime<Utc>>,
+    },
+}
+
+/// The executor's view of one step.
+struct Slot {
+    step: Step,
+    deps: Vec<usize>,
+    /// `None` while a newly created attempt waits for its id from the commit.
+    task: Option<TaskId>,
+    attempt: u32,
+    state: TaskState,
+    not_before: Option<DateTime<Utc>>,
+    /// Attempt number retries are counted from in this execution: a resumed
+    /// run gets its full retry budget again.
+    base_attempt: u32,
+    value: Option<serde_json::Value>,
+}
+
+struct TaskDone {
+    slot: usize,
+    task: TaskId,
+    outcome: std::result::Result<TaskOutput, ActionError>,
+}
+
+/// Changes gathered for the next commit, with what to do once it is durable.
+#[derive(Default)]
+struct Batch {
+    transition: Transition,
+    /// Slot of each entry of `transition.new_tasks`, in order.
+    new_task_slots: Vec<usize>,
+    start: Vec<usize>,
+    events: Vec<RunEvent>,
+}
+
+impl Batch {
+    fn update(&mut self, slot: &Slot, update: TaskUpdate, error: Option<String>) {
+        self.events.push(RunEvent::Task {
+            step: slot.step.name.clone(),
+            attempt: slot.attempt,
+            state: update.to,
+            at: update.at,
+            error,
+            not_before: None,
+        });
+        self.transition.tasks.push(update);
+    }
+
+    fn new_attempt(&mut self, run: RunId, index: usize, slot: &Slot, at: DateTime<Utc>) {
+        self.transition.new_tasks.push((
+            run,
+            NewTask {
+                step: slot.step.name.clone(),
+                attempt: slot.attempt,
+                state: slot.state,
+                not_before: slot.not_before,
+            },
+        ));
+        self.new_task_slots.push(index);
+        self.events.push(RunEvent::Task {
+            step: slot.step.name.clone(),
+            attempt: slot.attempt,
+            state: slot.state,
+            at,
+            error: None,
+            not_before: slot.not_before,
+        });
+    }
+}
+
+impl Engine {
+    /// Executes a run to its end: a new run, or one interrupted earlier (then
+    /// succeeded steps are kept and every other step gets a new attempt).
+    pub async fn execute(&self, run_id: RunId, options: ExecuteOptions) -> Result<RunSummary> {
+        let run = self
+            .store
+            .run(run_id)
+            .await?
+            .ok_or(Error::RunNotFound(run_id))?;
+        let now = Utc::now();
+        let stale_before = match &run.owner {
+            Some(owner) if owner_is_dead_here(owner) => now + chrono::Duration::seconds(1),
+            _ => now - chrono::Duration::from_std(LEASE).unwrap_or_default(),
+        };
+        if !self
+            .store
+            .claim_run(run_id, &self.owner, now, stale_before)
+            .await?
+        {
+            let owner = self
+                .store
+                .run(run_id)
+                .await?
+                .and_then(|r| r.owner)
+                .unwrap_or_default();
+            return Err(Error::RunBusy { run: run_id, owner });
+        }
+        let result = self.execute_owned(&run, options).await;
+        if result.is_err() {
+            // Keep the run resumable by someone else right away.
+            let _ = self.store.release_run(run_id, &self.owner).await;
+        }
+        result
+    }
+
+    async fn execute_owned(&self, run: &RunRow, options: ExecuteOptions) -> Result<RunSummary> {
+        let plan: Plan =
+            serde_json::from_value(run.plan.clone()).map_err(|source| Error::PlanSnapshot {
+                run: run.id,
+                source,
+            })?;
+        let environments = self.load_environments(run, &plan)?;
+        let mut slots = self.slots(run, &plan).await?;
+        if run.state == RunState::Succeeded {
+            return Err(Error::AlreadySucceeded {
+                run: run.id,
+                state: run.state,
+            });
+        }
+
+        let mut batch = Batch::default();
+        let now = Utc::now();
+        recover_interrupted(run.id, &mut slots, &mut batch, now);
+        batch.transition.runs.push(RunUpdate {
+            id: run.id,
+            to: RunState::Running,
+            at: now,
+        });
+        batch.events.push(RunEvent::Run {
+            run: run.id,
+            state: RunState::Running,
+            at: now,
+        });
+
+        let concurrency = options.concurrency.max(1);
+        let stop = CancellationToken::new();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<TaskDone>();
+        let mut finished: Vec<TaskDone> = Vec::new();
+        let mut running = 0usize;
+        let mut cancelling = false;
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.tick().await;
+
+        loop {
+            let now = Utc::now();
+            for done in finished.drain(..) {
+                running -= 1;
+                finish_task(run.id, &mut slots, done, cancelling, &mut batch, now);
+            }
+            let run_state = advance(
+                run.id,
+                &mut slots,
+                &mut batch,
+                concurrency.saturating_sub(running),
+                cancelling,
+                now,
+            );
+            let final_state = run_state.filter(|_| running == 0);
+            if let Some(state) = final_state {
+                batch.transition.runs.push(RunUpdate {
+                    id: run.id,
+                    to: state,
+                    at: now,
+                });
+                batch.events.push(RunEvent::Run {
+                    run: run.id,
+                    state,
+                    at: now,
+                });
+            }
+
+            let Batch {
+                transition,
+                new_task_slots,
+                start,
+                events,
+            } = std::mem::take(&mut batch);
+            // Attempts created by this commit get their ids from it; they can
+            // only be started by the next pass, which must not wait.
+            let created_tasks = !new_task_slots.is_empty();
+            if !transition.is_empty() {
+                match self.store.apply(transition).await {
+                    Ok(created) => {
+                        for (index, row) in new_task_slots.into_iter().zip(created) {
+                            slots[index].task = Some(row.id);
+                        }
+                    }
+                    Err(e) => {
+                        // Nothing of this batch happened. Stop what runs and
+                        // leave the run resumable.
+                        stop.cancel();
+                        drain(&mut done_rx, running).await;
+                        return Err(e.into());
+                    }
+                }
+            }
+            if let Some(tx) = &options.events {
+                for event in events {
+                    let _ = tx.send(event);
+                }
+            }
+            for index in start {
+                running += 1;
+                self.spawn_task(run, &slots, index, &environments, &stop, &done_tx);
+            }
+            if final_state.is_some() {
+                break;
+            }
+            if created_tasks {
+                continue;
+            }
+
+            let wake_at = slots
+                .iter()
+                .filter(|s| s.state == TaskState::Queued && s.task.is_some())
+                .filter_map(|s| s.not_before)
+                .min();
+            let sleep = wake_at.map(|at| {
+                (at - Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .max(Duration::from_millis(1))
+            });
+            tokio::select! {
+                Some(done) = done_rx.recv() => {
+                    finished.push(done);
+                    while let Ok(done) = done_rx.try_recv() {
+                        finished.push(done);
+                    }
+                }
+                () = options.cancel.cancelled(), if !cancelling => {
+                    cancelling = true;
+                    stop.cancel();
+                }
+                () = tokio::time::sleep(sleep.unwrap_or(HEARTBEAT)), if sleep.is_some() => {}
+                _ = heartbeat.tick() => {
+                    if !self.store.heartbeat_run(run.id, &self.owner, Utc::now()).await? {
+                        stop.cancel();
+                        drain(&mut done_rx, running).await;
+                        return Err(Error::RunBusy { run: run.id, owner: "another process".into() });
+                    }
+                }
+            }
+        }
+        self.summary(run.id).await
+    }
+
+    fn load_environments(&self, run: &RunRow, plan: &Plan) -> Result<HashMap<String, Environment>> {
+        let mut envs = HashMap::new();
+        let names = plan
+            .steps
+            .iter()
+            .filter_map(|s| s.environment.clone())
+            .chain(run.environment.clone());
+        for name in names {
+            if !envs.contains_key(&name) {
+                let env = self.load_environment(&name)?;
+                envs.insert(name, env);
+            }
+        }
+        Ok(envs)
+    }
+
+    /// One slot per plan step, holding its latest stored attempt.
+    async fn slots(&self, run: &RunRow, plan: &Plan) -> Result<Vec<Slot>> {
+        let tasks = self.store.tasks(run.id).await?;
+        let index: HashMap<&str, usize> = plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+        let mut slots = Vec::with_capacity(plan.steps.len());
+        for step in &plan.steps {
+            let deps = step
+                .depends_on
+                .iter()
+                .map(|d| {
+                    index.get(d.as_str()).copied().ok_or_else(|| {
+                        Error::Internal(format!("step `{}` depends on unknown `{d}`", step.name))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let latest = tasks
+                .iter()
+                .filter(|t| t.step == step.name)
+                .max_by_key(|t| t.attempt)
+                .ok_or_else(|| Error::Internal(format!("step `{}` has no task", step.name)))?;
+            slots.push(Slot {
+                step: step.clone(),
+                deps,
+                task: Some(latest.id),
+                attempt: latest.attempt,
+                state: latest.state,
+                not_before: latest.not_before,
+                base_attempt: latest.attempt,
+                value: latest.value.clone(),
+            });
+        }
+        Ok(slots)
+    }
+
+    fn spawn_task(
+        &self,
+        run: &RunRow,
+        slots: &[Slot],
+        index: usize,
+        environments: &HashMap<String, Environment>,
+        stop: &CancellationToken,
+        done_tx: &mpsc::UnboundedSender<TaskDone>,
+    ) {
+        let slot = &slots[index];
+        let Some(task) = slot.task else {
+            return;
+        };
+        let env = slot
+            .step
+            .environment
+            .as_ref()
+            .or(run.environment.as_ref())
+            .and_then(|name| environments.get(name))
+            .cloned()
+            .unwrap_or_default();
+        let params = run.params.as_object().cloned().unwrap_or_default();
+        let upstream_values: BTreeMap<String, serde_json::Value> = slot
+            .deps
+            .iter()
+            .filter_map(|&d| {
+                let dep = &slots[d];
+                dep.value.clone().map(|v| (dep.step.name.clone(), v))
+            })
+            .collect();
+        let template = TemplateContext {
+            params: params.clone(),
+            env_vars: env.vars.clone(),
+            secrets: BTreeMap::new(),
+            run: RunInfo {
+                id: run.id.0,
+                pipeline: run.pipeline.clone(),
+                namespace: run.namespace.clone(),
+                logical_date: run.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                attempt: slot.attempt,
+                started_by: run.created_by.clone(),
+            },
+            trigger_payload: serde_json::Value::Null,
+            steps: upstream_values,
+        };
+        // Steps reach the project's files (data, scripts) through this.
+        let mut vars = env.vars.clone();
+        vars.insert(
+            "WEIR_PROJECT_DIR".to_owned(),
+            self.config.project_root.display().to_string(),
+        );
+        let job = TaskJob {
+            run: run.id,
+            task,
+            namespace: run.namespace.clone(),
+            pipeline: run.pipeline.clone(),
+            step: slot.step.clone(),
+            attempt: slot.attempt,
+            params,
+            vars,
+            template,
+            work_dir: self.work_dir(run.id, &slot.step.name, slot.attempt),
+        };
+        let logs = Arc::clone(&self.logs);
+        let registry = Arc::clone(&self.registry);
+        let cancel = stop.child_token();
+        let done_tx = done_tx.clone();
+        tokio::spawn(async move {
+            let outcome = job.execute(&logs, &registry, cancel).await;
+            let _ = done_tx.send(TaskDone {
+                slot: index,
+                task,
+                outcome,
+            });
+        });
+    }
+}
+
+/// Resume: attempts that were running when their process died are recorded
+/// as failed ("interrupted"), and every step that has not succeeded gets a
+/// new pending attempt.
+fn recover_interrupted(run: RunId, slots: &mut [Slot], batch: &mut Batch, now: DateTime<Utc>) {
+    for index in 0..slots.len() {
+        let slot = &mut slots[index];
+        let state = slot.state;
+        match state {
+            TaskState::Pending | TaskState::Queued => continue,
+            s if s.satisfies_dependents() => continue,
+            _ => {}
+        }
+        if state == TaskState::Running
+            && let Some(task) = slot.task
+        {
+            let mut update = TaskUpdate::new(task, TaskState::Running, TaskState::Failed, now);
+            let error = "interrupted: the process running this task stopped".to_owned();
+            update.error = Some(error.clone());
+            batch.update(slot, update, Some(error));
+        }
+        slot.attempt += 1;
+        slot.base_attempt = slot.attempt;
+        slot.state = TaskState::Pending;
+        slot.task = None;
+        slot.not_before = None;
+        slot.value = None;
+        batch.new_attempt(run, index, &slots[index], now);
+    }
+}
+
+/// Records a finished task; a failure with retries left queues a new attempt.
+fn finish_task(
+    run: RunId,
+    slots: &mut [Slot],
+    done: TaskDone,
+    cancelling: bool,
+    batch: &mut Batch,
+    now: DateTime<Utc>,
+) {
+    let index = done.slot;
+    let slot = &mut slots[index];
+    let mut update = TaskUpdate::new(done.task, TaskState::Running, TaskState::Failed, now);
+    match done.outcome {
+        Ok(output) => {
+            update.to = TaskState::Succeeded;
+            update.metering = Some(output.metering);
+            update.exit_code = output.exit_code;
+            update.value = output.value.clone();
+            slot.state = TaskState::Succeeded;
+            slot.value = output.value;
+            batch.update(slot, update, None);
+        }
+        Err(ActionError::Cancelled { metering }) => {
+            update.to = TaskState::Cancelled;
+            update.metering = Some(metering);
+            slot.state = TaskState::Cancelled;
+            batch.update(slot, update, None);
+        }
+        Err(error) => {
+            let message = error.to_string();
+            update.metering = Some(error.metering());
+            update.exit_code = error.exit_code();
+            update.error = Some(message.clone());
+            slot.state = TaskState::Failed;
+            batch.update(slot, update, Some(message));
+            let retries_used = slot.attempt - slot.base_attempt;
+            if !cancelling && retries_used < slot.step.retries.max {
+                slot.attempt += 1;
+                let delay = slot.step.retries.delay_before(retries_used + 2);
+                slot.state = TaskState::Queued;
+                slot.task = None;
+                slot.not_before = Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
+                batch.new_attempt(run, index, &slots[index], now);
+            }
+        }
+    }
+}
+
+/// Moves steps forward in plan (topological) order: blocked steps become
+/// `upstream_failed`, ready ones `queued` or straight `running` when a slot
+/// is free. Returns the run's final state once every step is terminal.
+fn advance(
+    run: RunId,
+    slots: &mut [Slot],
+    batch: &mut Batch,
+    free: usize,
+    cancelling: bool,
+    now: DateTime<Utc>,
+) -> Option<RunState> {
+    let _ = run;
+    let mut free = free;
+    for index in 0..slots.len() {
+        let state = slots[index].state;
+        let Some(task) = slots[index].task else {
+            continue;
+        };
+        let to = match state {
+            TaskState::Pending | TaskState::Queued if cancelling => TaskState::Cancelled,
+            TaskState::Pending => {
+                let deps = slots[index].deps.iter().map(|&d| slots[d].state);
+                let mut blocked = false;
+                let mut ready = true;
+                for dep in deps {
+                    blocked |= matches!(
+                        dep,
+                        TaskState::Failed | TaskState::UpstreamFailed | TaskState::Cancelled
+                    );
+                    ready &= dep.satisfies_dependents();
+                }
+                if blocked {
+                    TaskState::UpstreamFailed
+                } else if ready && free > 0 {
+                    TaskState::Running
+                } else if ready {
+                    TaskState::Queued
+                } else {
+                    continue;
+                }
+            }
+            TaskState::Queued => {
+                let due = slots[index].not_before.is_none_or(|at| at <= now);
+                if due && free > 0 {
+                    TaskState::Running
+                } else {
+                    continue;
+                }
+            }
+            _ => continue,
+        };
+        let slot = &mut slots[index];
+        batch.update(slot, TaskUpdate::new(task, state, to, now), None);
+        slot.state = to;
+        if to == TaskState::Running {
+            free -= 1;
+            batch.start.push(index);
+        }
+    }
+    if slots.iter().any(|s| !s.state.is_terminal()) {
+        return None;
+    }
+    Some(if cancelling {
+        RunState::Cancelled
+    } else if slots.iter().all(|s| s.state.satisfies_dependents()) {
+        RunState::Succeeded
+    } else {
+        RunState::Failed
+    })
+}
+
+async fn drain(done_rx: &mut mpsc::UnboundedReceiver<TaskDone>, mut running: usize) {
+    while running > 0 && done_rx.recv().await.is_some() {
+        running -= 1;
+    }
+}
+
+/// What a spawned task needs, detached from the executor's borrows.
+struct TaskJob {
+    run: RunId,
+    task: TaskId,
+    namespace: String,
+    pipeline: String,
+    step: Step,
+    attempt: u32,
+    params: serde_json::Map<String, serde_json::Value>,
+    vars: BTreeMap<String, String>,
+    template: TemplateContext,
+    work_dir: std::path::PathBuf,
+}
+
+/// Adapts the store's log writer to the executor's `LogSink`.
+struct WriterSink(TaskLogWriter);
+
+impl LogSink for WriterSink {
+    fn line(&self, stream: LogStream, text: &str) {
+        self.0.append(stream.as_str(), text);
+    }
+}
+
+impl TaskJob {
+    async fn execute(
+        self,
+        logs: &weir_store::LogStore,
+        registry: &weir_exec::Registry,
+        cancel: CancellationToken,
+    ) -> std::result::Result<TaskOutput, ActionError> {
+        let failed = |message: String| ActionError::Failed {
+            message,
+            exit_code: None,
+            metering: weir_types::Metering::default(),
+        };
+        if let Err(e) = create_dir(&self.work_dir) {
+            return Err(failed(format!("{e}: {}", source_text(&e))));
+        }
+        let writer = logs
+            .writer(self.run, &self.step.name, self.attempt)
+            .map_err(|e| failed(format!("cannot open the task log: {e}")))?;
+        let sink = Arc::new(WriterSink(writer));
+        let outcome = match weir_spec::render_value(&self.step.spec, &self.template) {
+            Err(e) => {
+                let message = format!("template error: {e}");
+                sink.line(LogStream::System, &message);
+                Err(failed(message))
+            }
+            Ok(spec) => {
+                let cx = TaskContext {
+                    run_id: self.run,
+                    task_id: self.task,
+                    namespace: self.namespace,
+                    pipeline: self.pipeline,
+                    step: self.step.name.clone(),
+                    attempt: self.attempt,
+                    params: self.params,
+                    vars: self.vars,
+                    work_dir: self.work_dir,
+                    timeout: self.step.timeout,
+                    cancel,
+                    log: sink.clone(),
+                };
+                registry.run(&self.step.kind, spec, cx).await
+            }
+        };
+        if let Err(e) = &outcome {
+            sink.line(LogStream::System, &format!("attempt {} failed: {e}", self.attempt));
+        }
+        // Logs are stored before the task's end is committed.
+        match Arc::try_unwrap(sink) {
+            Ok(WriterSink(writer)) => {
+                if let Err(e) = writer.finish().await {
+                    tracing::warn!(step = %self.step.name, "could not store the task log: {e}");
+                }
+            }
+            Err(_) => tracing::warn!(step = %self.step.name, "task log still in use at task end"),
+        }
+        outcome
+    }
+}
+
+fn source_text(e: &Error) -> String {
+    std::error::Error::source(e).map_or_else(String::new, ToString::to_string)
+}

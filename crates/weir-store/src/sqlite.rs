@@ -1,0 +1,513 @@
+//! The embedded SQLite backend.
+//!
+//! One writer connection and a pool of readers: SQLite allows one writer at a
+//! time anyway, and in WAL mode readers never block it nor it them. Every write
+//! is an explicit `BEGIN IMMEDIATE` transaction, which takes the write lock up
+//! front instead of upgrading a read lock later; an upgrade can fail with
+//! `SQLITE_BUSY` without waiting when another process (a second `weir run` on
+//! the same project) committed in between. `synchronous=FULL` because the
+//! product promise is that a crash, power loss included, loses nothing
+//! (STACK.md measures ~0.4 ms per commit with it).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::types::Json;
+use sqlx::{Row, Sqlite, SqlSafeStr, Transaction};
+use weir_types::{Metering, RunId, TaskId};
+
+use crate::error::db;
+use crate::meta::{
+    RunStamps, TaskStamps, parse_attempt, parse_run_state, parse_task_state,
+};
+use crate::{
+    Error, MetaStore, NewRun, NewTask, Result, RunFilter, RunRow, TaskRow, Transition,
+};
+
+const BACKEND: &str = "sqlite";
+
+/// How long a writer waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Readers: the API, the UI and `weir logs` read while the engine writes.
+const READERS: u32 = 4;
+
+macro_rules! run_columns {
+    () => {
+        "id, namespace, pipeline, state, params, environment, trigger_kind, created_by, plan, \
+         created_at, started_at, finished_at, owner, heartbeat_at"
+    };
+}
+
+macro_rules! task_columns {
+    () => {
+        "id, run_id, step, attempt, state, created_at, queued_at, started_at, finished_at, \
+         not_before, exit_code, error, metering, worker, value"
+    };
+}
+
+/// The migrations, embedded. Not `sqlx::migrate!`: that macro needs sqlx's
+/// `macros` feature, which compiles a second copy of both drivers (and of the
+/// bundled SQLite C library) for the proc-macro host. Same file naming, so
+/// switching is a one-line change.
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "runs and tasks".into(),
+        MigrationType::Simple,
+        include_str!("../migrations/sqlite/0001_runs_and_tasks.sql").into_sql_str(),
+        false,
+    )])
+}
+
+/// The SQLite [`MetaStore`]: one database file, created and migrated on open.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    readers: SqlitePool,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens `sqlite://PATH` or `sqlite:PATH` (`sqlite:///abs/path` for an
+    /// absolute one). The file and its parent directory are created if missing.
+    pub async fn open_url(url: &str) -> Result<SqliteStore> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| Error::InvalidUrl {
+                url: url.to_owned(),
+                reason: "expected `sqlite://PATH` or `postgres://...`",
+            })?;
+        if path.is_empty() || path.contains(":memory:") || path.contains('?') {
+            return Err(Error::InvalidUrl {
+                url: url.to_owned(),
+                reason: "expected a file path after `sqlite://` (no in-memory databases, no query options)",
+            });
+        }
+        SqliteStore::open(Path::new(path)).await
+    }
+
+    /// Opens (creating and migrating if needed) the database file at `path`.
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs_err::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            // Connections live as long as the store: a reconnect costs a
+            // file open and schema parse for nothing.
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone().create_if_missing(true))
+            .await
+            .map_err(db(BACKEND, "open"))?;
+        migrator()
+            .run(&writer)
+            .await
+            .map_err(|source| Error::Migrate {
+                backend: BACKEND,
+                source,
+            })?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(db(BACKEND, "open"))?;
+        Ok(SqliteStore {
+            writer,
+            readers,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes both pools, waiting for queries in flight.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.readers.close().await;
+    }
+
+    async fn begin(&self, op: &'static str) -> Result<Transaction<'static, Sqlite>> {
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db(BACKEND, op))
+    }
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn opt_micros(t: Option<DateTime<Utc>>) -> Option<i64> {
+    t.map(micros)
+}
+
+fn time(row: &SqliteRow, column: &str, id: i64) -> Result<Option<DateTime<Utc>>> {
+    let Some(us) = get::<Option<i64>>(row, column)? else {
+        return Ok(None);
+    };
+    DateTime::from_timestamp_micros(us)
+        .map(Some)
+        .ok_or_else(|| Error::corrupt(format!("row {id}: `{column}` = {us} is not a time")))
+}
+
+fn required_time(row: &SqliteRow, column: &str, id: i64) -> Result<DateTime<Utc>> {
+    time(row, column, id)?.ok_or_else(|| Error::corrupt(format!("row {id}: `{column}` is null")))
+}
+
+fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(column).map_err(db(BACKEND, "decode"))
+}
+
+fn run_from_row(row: &SqliteRow) -> Result<RunRow> {
+    let id: i64 = get(row, "id")?;
+    Ok(RunRow {
+        id: RunId(id),
+        namespace: get(row, "namespace")?,
+        pipeline: get(row, "pipeline")?,
+        state: parse_run_state(get(row, "state")?, id)?,
+        params: get(row, "params")?,
+        environment: get(row, "environment")?,
+        trigger: get(row, "trigger_kind")?,
+        created_by: get(row, "created_by")?,
+        plan: get(row, "plan")?,
+        created_at: required_time(row, "created_at", id)?,
+        started_at: time(row, "started_at", id)?,
+        finished_at: time(row, "finished_at", id)?,
+        owner: get(row, "owner")?,
+        heartbeat_at: time(row, "heartbeat_at", id)?,
+    })
+}
+
+fn task_from_row(row: &SqliteRow) -> Result<TaskRow> {
+    let id: i64 = get(row, "id")?;
+    let metering: Option<Json<Metering>> = get(row, "metering")?;
+    Ok(TaskRow {
+        id: TaskId(id),
+        run_id: RunId(get(row, "run_id")?),
+        step: get(row, "step")?,
+        attempt: parse_attempt(get(row, "attempt")?, id)?,
+        state: parse_task_state(get(row, "state")?, id)?,
+        created_at: required_time(row, "created_at", id)?,
+        queued_at: time(row, "queued_at", id)?,
+        started_at: time(row, "started_at", id)?,
+        finished_at: time(row, "finished_at", id)?,
+        not_before: time(row, "not_before", id)?,
+        exit_code: get(row, "exit_code")?,
+        error: get(row, "error")?,
+        metering: metering.map(|m| m.0),
+        worker: get(row, "worker")?,
+        value: get(row, "value")?,
+    })
+}
+
+/// Inserts tasks (possibly of several runs) with one statement and returns
+/// them in the given order.
+///
+/// The rows travel as one JSON array expanded by `json_each`: one statement,
+/// one round trip to the SQLite thread and one bind whatever the count (200
+/// tasks of a fan-out), without building SQL text at run time.
+async fn insert_tasks(
+    tx: &mut Transaction<'static, Sqlite>,
+    tasks: &[(RunId, NewTask)],
+    at: DateTime<Utc>,
+    op: &'static str,
+) -> Result<Vec<TaskRow>> {
+    if tasks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<serde_json::Value> = tasks
+        .iter()
+        .map(|(run, task)| {
+            let stamps = TaskStamps::entering(None, task.state, at);
+            serde_json::json!([
+                run.0,
+                task.step,
+                task.attempt,
+                task.state.as_str(),
+                micros(at),
+                opt_micros(stamps.queued_at()),
+                opt_micros(stamps.started),
+                opt_micros(stamps.finished),
+                opt_micros(task.not_before),
+            ])
+        })
+        .collect();
+    let inserted = sqlx::query(concat!(
+        "INSERT INTO tasks (run_id, step, attempt, state, created_at, queued_at, started_at, \
+         finished_at, not_before) \
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
+         value ->> 6, value ->> 7, value ->> 8 FROM json_each(?1) ORDER BY key \
+         RETURNING ",
+        task_columns!()
+    ))
+    .bind(Json(rows))
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db(BACKEND, op))?;
+    let mut rows = inserted
+        .iter()
+        .map(task_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    // RETURNING's order is unspecified; ids follow insertion order.
+    rows.sort_by_key(|t| t.id);
+    Ok(rows)
+}
+
+#[async_trait]
+impl MetaStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn create_run(&self, run: NewRun, tasks: Vec<NewTask>) -> Result<(RunRow, Vec<TaskRow>)> {
+        const OP: &str = "create_run";
+        let stamps = RunStamps::entering(run.state, run.at);
+        let mut tx = self.begin(OP).await?;
+        let row = sqlx::query(concat!(
+            "INSERT INTO runs (namespace, pipeline, state, params, environment, trigger_kind, \
+             created_by, plan, created_at, started_at, finished_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING ",
+            run_columns!()
+        ))
+        .bind(&run.namespace)
+        .bind(&run.pipeline)
+        .bind(run.state.as_str())
+        .bind(&run.params)
+        .bind(&run.environment)
+        .bind(&run.trigger)
+        .bind(&run.created_by)
+        .bind(&run.plan)
+        .bind(micros(run.at))
+        .bind(opt_micros(stamps.started))
+        .bind(opt_micros(stamps.finished))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db(BACKEND, OP))?;
+        let run_row = run_from_row(&row)?;
+        let tasks: Vec<(RunId, NewTask)> = tasks.into_iter().map(|t| (run_row.id, t)).collect();
+        let task_rows = insert_tasks(&mut tx, &tasks, run.at, OP).await?;
+        tx.commit().await.map_err(db(BACKEND, OP))?;
+        Ok((run_row, task_rows))
+    }
+
+    async fn apply(&self, transition: Transition) -> Result<Vec<TaskRow>> {
+        const OP: &str = "apply";
+        if transition.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin(OP).await?;
+        for update in &transition.tasks {
+            let stamps = TaskStamps::entering(Some(update.from), update.to, update.at);
+            let done = sqlx::query(
+                "UPDATE tasks SET state = ?1, \
+                 queued_at = COALESCE(?2, queued_at, ?3), \
+                 started_at = COALESCE(?4, started_at), \
+                 finished_at = COALESCE(?5, finished_at), \
+                 exit_code = COALESCE(?6, exit_code), \
+                 error = COALESCE(?7, error), \
+                 metering = COALESCE(?8, metering), \
+                 worker = COALESCE(?9, worker), \
+                 value = COALESCE(?10, value) \
+                 WHERE id = ?11 AND state = ?12",
+            )
+            .bind(update.to.as_str())
+            .bind(opt_micros(stamps.queued))
+            .bind(opt_micros(stamps.queued_if_unset))
+            .bind(opt_micros(stamps.started))
+            .bind(opt_micros(stamps.finished))
+            .bind(update.exit_code)
+            .bind(&update.error)
+            .bind(update.metering.map(Json))
+            .bind(&update.worker)
+            .bind(&update.value)
+            .bind(update.id.0)
+            .bind(update.from.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db(BACKEND, OP))?;
+            if done.rows_affected() == 0 {
+                let found: Option<String> = sqlx::query_scalar("SELECT state FROM tasks WHERE id = ?1")
+                    .bind(update.id.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db(BACKEND, OP))?;
+                tx.rollback().await.map_err(db(BACKEND, OP))?;
+                return Err(Error::Conflict {
+                    task: update.id,
+                    expected: update.from,
+                    found: found
+                        .map(|text| parse_task_state(&text, update.id.0))
+                        .transpose()?,
+                });
+            }
+        }
+        let created =
+            insert_tasks(&mut tx, &transition.new_tasks, transition.created_at(), OP).await?;
+        for update in &transition.runs {
+            let stamps = RunStamps::entering(update.to, update.at);
+            let done = sqlx::query(
+                "UPDATE runs SET state = ?1, \
+                 started_at = COALESCE(started_at, ?2), \
+                 finished_at = COALESCE(?3, finished_at), \
+                 owner = CASE WHEN ?4 THEN NULL ELSE owner END, \
+                 heartbeat_at = CASE WHEN ?4 THEN NULL ELSE heartbeat_at END \
+                 WHERE id = ?5",
+            )
+            .bind(update.to.as_str())
+            .bind(opt_micros(stamps.started))
+            .bind(opt_micros(stamps.finished))
+            .bind(stamps.release)
+            .bind(update.id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(BACKEND, OP))?;
+            if done.rows_affected() == 0 {
+                tx.rollback().await.map_err(db(BACKEND, OP))?;
+                return Err(Error::RunNotFound { run: update.id });
+            }
+        }
+        tx.commit().await.map_err(db(BACKEND, OP))?;
+        Ok(created)
+    }
+
+    async fn run(&self, id: RunId) -> Result<Option<RunRow>> {
+        let row = sqlx::query(concat!("SELECT ", run_columns!(), " FROM runs WHERE id = ?1"))
+            .bind(id.0)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(db(BACKEND, "run"))?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
+        // One static statement per filter shape, so each can use
+        // `runs_by_pipeline` (an `?1 IS NULL OR ...` form cannot).
+        let query = match (&filter.namespace, &filter.pipeline) {
+            (Some(ns), Some(pipeline)) => sqlx::query(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs WHERE namespace = ?1 AND pipeline = ?2 ORDER BY id DESC LIMIT ?3"
+            ))
+            .bind(ns)
+            .bind(pipeline),
+            (Some(ns), None) => sqlx::query(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs WHERE namespace = ?1 ORDER BY id DESC LIMIT ?2"
+            ))
+            .bind(ns),
+            (None, Some(pipeline)) => sqlx::query(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs WHERE pipeline = ?1 ORDER BY id DESC LIMIT ?2"
+            ))
+            .bind(pipeline),
+            (None, None) => sqlx::query(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs ORDER BY id DESC LIMIT ?1"
+            )),
+        };
+        let rows = query
+            .bind(i64::from(filter.limit))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(db(BACKEND, "runs"))?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn tasks(&self, run: RunId) -> Result<Vec<TaskRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks WHERE run_id = ?1 ORDER BY id"
+        ))
+        .bind(run.0)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db(BACKEND, "tasks"))?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    async fn claim_run(
+        &self,
+        id: RunId,
+        owner: &str,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<bool> {
+        const OP: &str = "claim_run";
+        let mut tx = self.begin(OP).await?;
+        let done = sqlx::query(
+            "UPDATE runs SET owner = ?1, heartbeat_at = ?2 \
+             WHERE id = ?3 \
+             AND state NOT IN ('succeeded', 'failed', 'cancelled') \
+             AND (owner IS NULL OR owner = ?1 OR heartbeat_at IS NULL OR heartbeat_at < ?4)",
+        )
+        .bind(owner)
+        .bind(micros(now))
+        .bind(id.0)
+        .bind(micros(stale_before))
+        .execute(&mut *tx)
+        .await
+        .map_err(db(BACKEND, OP))?;
+        tx.commit().await.map_err(db(BACKEND, OP))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn heartbeat_run(&self, id: RunId, owner: &str, now: DateTime<Utc>) -> Result<bool> {
+        const OP: &str = "heartbeat_run";
+        let mut tx = self.begin(OP).await?;
+        let done = sqlx::query("UPDATE runs SET heartbeat_at = ?1 WHERE id = ?2 AND owner = ?3")
+            .bind(micros(now))
+            .bind(id.0)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(BACKEND, OP))?;
+        tx.commit().await.map_err(db(BACKEND, OP))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_run(&self, id: RunId, owner: &str) -> Result<()> {
+        const OP: &str = "release_run";
+        let mut tx = self.begin(OP).await?;
+        sqlx::query(
+            "UPDATE runs SET owner = NULL, heartbeat_at = NULL WHERE id = ?1 AND owner = ?2",
+        )
+        .bind(id.0)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await
+        .map_err(db(BACKEND, OP))?;
+        tx.commit().await.map_err(db(BACKEND, OP))?;
+        Ok(())
+    }
+}
