@@ -126,7 +126,9 @@ impl Workload {
                 yaml.push_str("  root:\n    shell: \"true\"\n");
                 let mut all = Vec::new();
                 for i in 0..n {
-                    yaml.push_str(&format!("  s{i}:\n    shell: \"true\"\n    needs: [root]\n"));
+                    yaml.push_str(&format!(
+                        "  s{i}:\n    shell: \"true\"\n    needs: [root]\n"
+                    ));
                     all.push(format!("s{i}"));
                 }
                 yaml.push_str(&format!(
@@ -236,7 +238,10 @@ fn fresh_postgres(admin: &str) -> Result<String> {
 
 fn drop_postgres(admin: &str, url: &str) -> Result<()> {
     let name = url.rsplit('/').next().context("database name")?;
-    psql(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    psql(
+        admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
 }
 
 #[expect(clippy::print_stdout, reason = "the harness's output is its table")]

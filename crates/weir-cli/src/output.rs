@@ -95,7 +95,10 @@ mod tests {
     fn table_pads_columns_to_the_widest_cell() {
         let t = table(
             &["ID", "STATE"],
-            &[vec!["1".into(), "succeeded".into()], vec!["42".into(), "failed".into()]],
+            &[
+                vec!["1".into(), "succeeded".into()],
+                vec!["42".into(), "failed".into()],
+            ],
         );
         assert_eq!(t, "ID  STATE\n1   succeeded\n42  failed\n");
     }

@@ -11,7 +11,11 @@ use weir_types::TaskState;
 
 use crate::output;
 
-pub async fn display(mut events: mpsc::UnboundedReceiver<RunEvent>, steps: Vec<String>, rich: bool) {
+pub async fn display(
+    mut events: mpsc::UnboundedReceiver<RunEvent>,
+    steps: Vec<String>,
+    rich: bool,
+) {
     let width = steps.iter().map(|s| s.chars().count()).max().unwrap_or(4);
     if rich {
         let mut live = Live::new(&steps, width);
@@ -110,7 +114,10 @@ impl Live {
                     TaskState::Cancelled => "-",
                     _ => "✗",
                 };
-                let reason = error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+                let reason = error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default();
                 bar.disable_steady_tick();
                 bar.set_message(format!("{mark} {s}  attempt {attempt}  {took}{reason}"));
                 bar.tick();

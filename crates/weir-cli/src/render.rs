@@ -3,9 +3,7 @@
 use std::fmt;
 use std::io::Write;
 
-use miette::{
-    GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, ReportHandler, SourceCode,
-};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
 use weir_spec::SourceMap;
 use weir_types::{Diagnostic, Severity};
 
@@ -14,7 +12,10 @@ use crate::output;
 /// Renders diagnostics to stderr; returns how many are errors.
 pub fn diagnostics(diagnostics: &[Diagnostic], sources: &SourceMap) -> usize {
     let mut err = std::io::stderr().lock();
-    for d in diagnostics {
+    for (i, d) in diagnostics.iter().enumerate() {
+        if i > 0 {
+            let _ = writeln!(err);
+        }
         let _ = write!(err, "{}", to_string(d, sources));
     }
     diagnostics.iter().filter(|d| d.is_error()).count()

@@ -313,9 +313,9 @@ impl Engine {
             .filter_map(|s| s.environment.clone())
             .chain(run.environment.clone());
         for name in names {
-            if !envs.contains_key(&name) {
-                let env = self.load_environment(&name)?;
-                envs.insert(name, env);
+            if let std::collections::hash_map::Entry::Vacant(entry) = envs.entry(name) {
+                let env = self.load_environment(entry.key())?;
+                entry.insert(env);
             }
         }
         Ok(envs)
@@ -398,7 +398,9 @@ impl Engine {
                 id: run.id.0,
                 pipeline: run.pipeline.clone(),
                 namespace: run.namespace.clone(),
-                logical_date: run.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                logical_date: run
+                    .created_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 attempt: slot.attempt,
                 started_by: run.created_by.clone(),
             },
@@ -442,8 +444,7 @@ impl Engine {
 /// as failed ("interrupted"), and every step that has not succeeded gets a
 /// new pending attempt.
 fn recover_interrupted(run: RunId, slots: &mut [Slot], batch: &mut Batch, now: DateTime<Utc>) {
-    for index in 0..slots.len() {
-        let slot = &mut slots[index];
+    for (index, slot) in slots.iter_mut().enumerate() {
         let state = slot.state;
         match state {
             TaskState::Pending | TaskState::Queued => continue,
@@ -464,7 +465,7 @@ fn recover_interrupted(run: RunId, slots: &mut [Slot], batch: &mut Batch, now: D
         slot.task = None;
         slot.not_before = None;
         slot.value = None;
-        batch.new_attempt(run, index, &slots[index], now);
+        batch.new_attempt(run, index, slot, now);
     }
 }
 
@@ -660,7 +661,10 @@ impl TaskJob {
             }
         };
         if let Err(e) = &outcome {
-            sink.line(LogStream::System, &format!("attempt {} failed: {e}", self.attempt));
+            sink.line(
+                LogStream::System,
+                &format!("attempt {} failed: {e}", self.attempt),
+            );
         }
         // Logs are stored before the task's end is committed.
         match Arc::try_unwrap(sink) {

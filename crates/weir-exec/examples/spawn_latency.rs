@@ -1,7 +1,10 @@
 //! Latency of `run_process` for trivial processes: the floor under every
 //! shell/python task. Run with
 //! `cargo run --release -p weir-exec --example spawn_latency [runs]`.
-#![expect(clippy::print_stdout, reason = "an example that prints its measurements")]
+#![expect(
+    clippy::print_stdout,
+    reason = "an example that prints its measurements"
+)]
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +33,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
     ];
     println!("{runs} runs each");
-    println!("{:<14} {:>9} {:>9} {:>9}", "program", "median", "p90", "max");
+    println!(
+        "{:<14} {:>9} {:>9} {:>9}",
+        "program", "median", "p90", "max"
+    );
     for (name, spec) in cases {
         let spec = spec.env(env.clone());
         let cancel = CancellationToken::new();

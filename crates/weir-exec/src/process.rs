@@ -29,7 +29,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 use tokio_util::sync::CancellationToken;
 use weir_types::Metering;
 
-use crate::action::{ActionError, LogSink, LogStream, TaskContext};
+use crate::action::{ActionError, LogSink, LogStream, TaskContext, humanize};
 
 /// How long a process group gets between SIGTERM and SIGKILL by default.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(2);
@@ -162,10 +162,7 @@ pub fn task_env(cx: &TaskContext) -> BTreeMap<String, String> {
         ("WEIR_ATTEMPT", cx.attempt.to_string()),
         ("WEIR_NAMESPACE", cx.namespace.clone()),
         ("WEIR_TASK_ID", cx.task_id.to_string()),
-        (
-            "WEIR_WORK_DIR",
-            cx.work_dir.to_string_lossy().into_owned(),
-        ),
+        ("WEIR_WORK_DIR", cx.work_dir.to_string_lossy().into_owned()),
     ];
     env.extend(weir.into_iter().map(|(k, v)| (k.to_owned(), v)));
     for (name, value) in &cx.params {
@@ -220,7 +217,8 @@ pub async fn run_process(
     let started = Instant::now();
     let mut child = command.spawn().map_err(spawn_error)?;
     let group = Arc::new(Group {
-        pgid: Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX)),
+        // std widened the kernel's `pid_t` to `u32`; this undoes it.
+        pgid: Pid::from_raw(child.id() as libc::pid_t),
         reaped: Mutex::new(false),
     });
     // From here on, every way out of this function (including the future
@@ -231,7 +229,9 @@ pub async fn run_process(
         move || group.wait(started)
     });
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err(spawn_error(io::Error::other("the child's pipes are missing")));
+        return Err(spawn_error(io::Error::other(
+            "the child's pipes are missing",
+        )));
     };
     // Not `wait`ed for through `child`: the reaper owns that.
     drop(child);
@@ -247,7 +247,9 @@ pub async fn run_process(
     tokio::pin!(pumps);
     let mut pumps_done = false;
 
-    let deadline = spec.timeout.map(|t| tokio::time::Instant::from_std(started) + t);
+    let deadline = spec
+        .timeout
+        .map(|t| tokio::time::Instant::from_std(started) + t);
     let mut killing: Option<(Kill, tokio::time::Instant)> = None;
     let mut sigkill_sent = false;
     let mut reaper = reaper;
@@ -265,7 +267,7 @@ pub async fn run_process(
                 let after = spec.timeout.unwrap_or_default();
                 log.line(
                     LogStream::System,
-                    &format!("timed out after {}: sending SIGTERM to the task's processes", seconds(after)),
+                    &format!("timed out after {}: sending SIGTERM to the task's processes", humanize(after)),
                 );
                 group.signal(Signal::SIGTERM);
                 killing = Some((Kill::TimedOut(after), tokio::time::Instant::now() + spec.kill_grace));
@@ -273,7 +275,7 @@ pub async fn run_process(
             () = sleep_until(killing.map(|(_, grace)| grace)), if !sigkill_sent => {
                 log.line(
                     LogStream::System,
-                    &format!("still running {} after SIGTERM: sending SIGKILL", seconds(spec.kill_grace)),
+                    &format!("still running {} after SIGTERM: sending SIGKILL", humanize(spec.kill_grace)),
                 );
                 group.signal(Signal::SIGKILL);
                 sigkill_sent = true;
@@ -283,7 +285,11 @@ pub async fn run_process(
 
     // The group has been SIGKILLed by the reaper: the pipes are at EOF as soon
     // as the kernel has torn its members down.
-    if !pumps_done && tokio::time::timeout(DRAIN_AFTER_EXIT, &mut pumps).await.is_err() {
+    if !pumps_done
+        && tokio::time::timeout(DRAIN_AFTER_EXIT, &mut pumps)
+            .await
+            .is_err()
+    {
         log.line(
             LogStream::System,
             "stopped reading output: a process that left the task's process group still holds stdout or stderr open",
@@ -316,14 +322,6 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
-    }
-}
-
-fn seconds(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{:.3}s", d.as_secs_f64())
     }
 }
 
@@ -360,35 +358,41 @@ impl Group {
 
     /// Blocks until the child exits, kills what is left of its group, reaps
     /// it and returns its raw wait status and metering.
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     fn wait(&self, started: Instant) -> io::Result<(i32, Metering)> {
-        wait_exited(self.pgid)?;
+        use nix::sys::wait::{Id, WaitPidFlag, waitid};
+        // Wait without reaping: the child stays a zombie, so its pid (the
+        // group id) stays reserved until the leftovers have been killed.
+        loop {
+            match waitid(
+                Id::Pid(self.pgid),
+                WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+            ) {
+                Ok(_) => break,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
         let wall_s = started.elapsed().as_secs_f64();
         let mut reaped = self.reaped.lock().unwrap_or_else(PoisonError::into_inner);
-        // The child is a zombie, so its pid (the group id) is still reserved.
+        let _ = killpg(self.pgid, Signal::SIGKILL);
         let (status, usage) = wait4(self.pgid.as_raw())?;
         *reaped = true;
         Ok((status, metering(wall_s, &usage)))
     }
-}
 
-/// Waits for the child to exit without reaping it.
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-fn wait_exited(pid: Pid) -> io::Result<()> {
-    use nix::sys::wait::{Id, WaitPidFlag, waitid};
-    loop {
-        match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
-            Ok(_) => return Ok(()),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
+    /// Without `waitid(WNOWAIT)` (nix offers it on Linux and FreeBSD only)
+    /// the leftovers are killed right after reaping, with a tiny window in
+    /// which the group id could have been recycled.
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    fn wait(&self, started: Instant) -> io::Result<(i32, Metering)> {
+        let (status, usage) = wait4(self.pgid.as_raw())?;
+        let wall_s = started.elapsed().as_secs_f64();
+        let mut reaped = self.reaped.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = killpg(self.pgid, Signal::SIGKILL);
+        *reaped = true;
+        Ok((status, metering(wall_s, &usage)))
     }
-}
-
-/// Without `waitid(WNOWAIT)` the leftovers are killed right after reaping,
-/// with a tiny window in which the group id could be recycled.
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-fn wait_exited(_pid: Pid) -> io::Result<()> {
-    Ok(())
 }
 
 /// Reaps `pid`, returning its raw wait status and resource usage.
@@ -440,13 +444,18 @@ struct KillOnDrop(Arc<Group>);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
+        self.0.signal(Signal::SIGKILL);
     }
 }
 
 /// Streams `reader` into `log` line by line: lossy UTF-8, the trailing
 /// `\n` / `\r\n` removed, lines longer than [`MAX_LINE_BYTES`] split into
 /// chunks (at a character boundary when the text is valid UTF-8).
-pub(crate) async fn pump_lines<R: AsyncRead + Unpin>(reader: R, stream: LogStream, log: &dyn LogSink) {
+pub(crate) async fn pump_lines<R: AsyncRead + Unpin>(
+    reader: R,
+    stream: LogStream,
+    log: &dyn LogSink,
+) {
     let mut reader = BufReader::with_capacity(16 * 1024, reader);
     let mut line: Vec<u8> = Vec::new();
     loop {
@@ -526,7 +535,12 @@ mod tests {
 
     impl Lines {
         fn texts(&self) -> Vec<String> {
-            self.0.lock().unwrap().iter().map(|(_, t)| t.clone()).collect()
+            self.0
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(_, t)| t.clone())
+                .collect()
         }
     }
 
@@ -556,8 +570,16 @@ mod tests {
         let lines = pumped(&input).await;
         assert!(lines.iter().all(|l| l.len() <= MAX_LINE_BYTES));
         assert!(!lines.concat().contains('\u{fffd}'));
-        assert_eq!(lines.len(), 4, "{:?}", lines.iter().map(String::len).collect::<Vec<_>>());
-        assert_eq!(lines[..3].concat(), format!("x{}", "é".repeat(MAX_LINE_BYTES)));
+        assert_eq!(
+            lines.len(),
+            4,
+            "{:?}",
+            lines.iter().map(String::len).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            lines[..3].concat(),
+            format!("x{}", "é".repeat(MAX_LINE_BYTES))
+        );
         assert_eq!(lines[3], "next");
     }
 

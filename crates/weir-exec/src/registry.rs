@@ -11,7 +11,10 @@ use crate::shell::ShellAction;
 /// Every diagnostic code this crate emits, with its one-line meaning (each
 /// needs a failing golden case, like weir-spec's).
 pub const CODES: &[(&str, &str)] = &[
-    ("unknown-kind", "a step kind that no registered action provides"),
+    (
+        "unknown-kind",
+        "a step kind that no registered action provides",
+    ),
     ("empty-command", "a `shell` step whose command is empty"),
 ];
 
@@ -81,10 +84,7 @@ impl Registry {
     }
 
     fn find(&self, kind: &str) -> Option<&dyn ErasedAction> {
-        self.actions
-            .iter()
-            .find(|a| a.kind() == kind)
-            .map(|a| &**a)
+        self.actions.iter().find(|a| a.kind() == kind).map(|a| &**a)
     }
 }
 
@@ -123,8 +123,11 @@ trait ErasedAction: Send + Sync {
     fn kind(&self) -> &'static str;
     fn spec_schema(&self) -> schemars::Schema;
     fn check(&self, spec: &Node) -> Result<ActionCheck, Vec<Diagnostic>>;
-    async fn run(&self, spec: serde_json::Value, cx: TaskContext)
-    -> Result<TaskOutput, ActionError>;
+    async fn run(
+        &self,
+        spec: serde_json::Value,
+        cx: TaskContext,
+    ) -> Result<TaskOutput, ActionError>;
 }
 
 #[async_trait]
@@ -172,11 +175,10 @@ impl<T: Action> ErasedAction for T {
         spec: serde_json::Value,
         cx: TaskContext,
     ) -> Result<TaskOutput, ActionError> {
-        let spec: T::Spec =
-            serde_json::from_value(spec).map_err(|e| ActionError::InvalidSpec {
-                kind: T::KIND.to_owned(),
-                message: e.to_string(),
-            })?;
+        let spec: T::Spec = serde_json::from_value(spec).map_err(|e| ActionError::InvalidSpec {
+            kind: T::KIND.to_owned(),
+            message: e.to_string(),
+        })?;
         Action::run(self, spec, cx).await
     }
 }
@@ -197,7 +199,11 @@ mod tests {
         let mut emitted = ActionCatalog::check(&registry, "shell", &empty).unwrap_err();
         emitted.extend(ActionCatalog::check(&registry, "nope", &empty).unwrap_err());
         for d in emitted {
-            assert!(CODES.iter().any(|(c, _)| *c == d.code), "`{}` is not in CODES", d.code);
+            assert!(
+                CODES.iter().any(|(c, _)| *c == d.code),
+                "`{}` is not in CODES",
+                d.code
+            );
         }
     }
 
@@ -245,12 +251,12 @@ mod tests {
     fn check_reports_a_spec_of_the_wrong_type_and_unknown_kinds() {
         let registry = Registry::builtin();
         // The code (`invalid-type`) is weir-spec's business; the span is ours.
-        let errors = ActionCatalog::check(&registry, "shell", &node(NodeValue::Int(3))).unwrap_err();
+        let errors =
+            ActionCatalog::check(&registry, "shell", &node(NodeValue::Int(3))).unwrap_err();
         assert!(errors[0].is_error());
         assert_eq!(errors[0].primary_span(), Some(Span::new(10, 4, 2, 10)));
 
-        let errors =
-            ActionCatalog::check(&registry, "shel", &node(NodeValue::Null)).unwrap_err();
+        let errors = ActionCatalog::check(&registry, "shel", &node(NodeValue::Null)).unwrap_err();
         assert_eq!(errors[0].code, "unknown-kind");
     }
 }

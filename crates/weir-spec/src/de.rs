@@ -23,6 +23,10 @@ use crate::suggest::{did_you_mean, list_names};
 
 /// Deserializes a node into a typed value; errors point at the offending node.
 /// Returns the first problem; [`from_node_in`] returns all of them.
+#[expect(
+    clippy::result_large_err,
+    reason = "Diagnostic is the contract type of user errors; they are rare and off the hot path"
+)]
 pub fn from_node<T: DeserializeOwned>(node: &Node) -> Result<T, Diagnostic> {
     from_node_in(node, None).map_err(|mut all| {
         if all.is_empty() {
@@ -148,11 +152,9 @@ impl Error {
         let location = self.location(what);
         match &self.kind {
             ErrorKind::UnknownField { field, expected } => {
-                let d = Diagnostic::error(
-                    "unknown-key",
-                    format!("unknown key `{field}`{location}"),
-                )
-                .with_label(span, "unknown key");
+                let d =
+                    Diagnostic::error("unknown-key", format!("unknown key `{field}`{location}"))
+                        .with_label(span, "unknown key");
                 match did_you_mean(field, expected.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
                     None if expected.is_empty() => d.with_help("this map takes no keys"),
@@ -164,13 +166,13 @@ impl Error {
                     "invalid-value",
                     format!("unknown value `{variant}`{location}"),
                 )
-                .with_label(span, format!("expected one of {}", list_names(expected.iter())));
+                .with_label(
+                    span,
+                    format!("expected one of {}", list_names(expected.iter())),
+                );
                 match did_you_mean(variant, expected.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None => d.with_help(format!(
-                        "use one of {}",
-                        list_names(expected.iter())
-                    )),
+                    None => d.with_help(format!("use one of {}", list_names(expected.iter()))),
                 }
             }
             ErrorKind::InvalidType { found, expected } => {
@@ -179,8 +181,11 @@ impl Error {
                 } else {
                     format!("{}: ", location.trim_start().trim_start_matches("in "))
                 };
-                Diagnostic::error("invalid-type", format!("{at}expected {expected}, found {found}"))
-                    .with_label(span, format!("expected {expected}"))
+                Diagnostic::error(
+                    "invalid-type",
+                    format!("{at}expected {expected}, found {found}"),
+                )
+                .with_label(span, format!("expected {expected}"))
             }
             ErrorKind::InvalidValue { found, expected } => {
                 let at = if location.is_empty() {
@@ -188,14 +193,16 @@ impl Error {
                 } else {
                     format!("{}: ", location.trim_start().trim_start_matches("in "))
                 };
-                Diagnostic::error("invalid-value", format!("{at}expected {expected}, found {found}"))
-                    .with_label(span, format!("expected {expected}"))
+                Diagnostic::error(
+                    "invalid-value",
+                    format!("{at}expected {expected}, found {found}"),
+                )
+                .with_label(span, format!("expected {expected}"))
             }
-            ErrorKind::MissingField(field) => Diagnostic::error(
-                "missing-key",
-                format!("missing key `{field}`{location}"),
-            )
-            .with_label(span, format!("`{field}` is required in this map")),
+            ErrorKind::MissingField(field) => {
+                Diagnostic::error("missing-key", format!("missing key `{field}`{location}"))
+                    .with_label(span, format!("`{field}` is required in this map"))
+            }
             ErrorKind::Custom(message) => {
                 let at = if location.is_empty() {
                     String::new()
@@ -204,7 +211,9 @@ impl Error {
                 };
                 Diagnostic::error("invalid-value", format!("{at}{message}")).with_span(span)
             }
-            ErrorKind::Many(_) => Diagnostic::error("invalid-value", "invalid value").with_span(span),
+            ErrorKind::Many(_) => {
+                Diagnostic::error("invalid-value", "invalid value").with_span(span)
+            }
         }
     }
 }
@@ -214,7 +223,8 @@ impl fmt::Display for Error {
         match &self.kind {
             ErrorKind::UnknownField { field, .. } => write!(f, "unknown key `{field}`"),
             ErrorKind::UnknownVariant { variant, .. } => write!(f, "unknown value `{variant}`"),
-            ErrorKind::InvalidType { found, expected } | ErrorKind::InvalidValue { found, expected } => {
+            ErrorKind::InvalidType { found, expected }
+            | ErrorKind::InvalidValue { found, expected } => {
                 write!(f, "expected {expected}, found {found}")
             }
             ErrorKind::MissingField(field) => write!(f, "missing key `{field}`"),
@@ -278,7 +288,7 @@ fn describe_unexpected(u: &de::Unexpected<'_>) -> String {
         U::NewtypeStruct | U::NewtypeVariant | U::TupleVariant | U::StructVariant => {
             "a value".to_string()
         }
-        U::UnitVariant => "a name".to_string(),
+        U::UnitVariant | U::Enum => "a name".to_string(),
         U::Seq => "a list".to_string(),
         U::Map => "a map".to_string(),
         U::Other(o) => (*o).to_string(),
@@ -317,9 +327,7 @@ pub(crate) struct NodeDeserializer<'a> {
 
 impl<'a> NodeDeserializer<'a> {
     fn child(&self, node: &'a Node) -> NodeDeserializer<'a> {
-        NodeDeserializer {
-            node,
-        }
+        NodeDeserializer { node }
     }
 
     fn stamp<T>(&self, r: Result<T, Error>) -> Result<T, Error> {
@@ -328,9 +336,9 @@ impl<'a> NodeDeserializer<'a> {
                 e.span = Some(match (&e.kind, &self.node.value) {
                     // Pointing at the whole map would underline every line of
                     // a step; its first key says "this map" well enough.
-                    (ErrorKind::MissingField(_), NodeValue::Map(entries)) => entries
-                        .first()
-                        .map_or(self.node.span, |(k, _)| k.span),
+                    (ErrorKind::MissingField(_), NodeValue::Map(entries)) => {
+                        entries.first().map_or(self.node.span, |(k, _)| k.span)
+                    }
                     _ => self.node.span,
                 });
             }
@@ -392,19 +400,14 @@ impl<'de, 'a: 'de> de::Deserializer<'de> for NodeDeserializer<'a> {
             NodeValue::String(s) => visitor.visit_enum(s.as_str().into_deserializer()),
             NodeValue::Map(entries) if entries.len() == 1 => {
                 let (key, value) = &entries[0];
-                visitor
-                    .visit_enum(NodeEnum {
-                        key,
-                        value,
-                            })
-                    .map_err(|e| {
-                        // An error inside the variant's value belongs under its key.
-                        if matches!(e.kind, ErrorKind::UnknownVariant { .. }) {
-                            e
-                        } else {
-                            e.under(Segment::Key(key.key_text()))
-                        }
-                    })
+                visitor.visit_enum(NodeEnum { key, value }).map_err(|e| {
+                    // An error inside the variant's value belongs under its key.
+                    if matches!(e.kind, ErrorKind::UnknownVariant { .. }) {
+                        e
+                    } else {
+                        e.under(Segment::Key(key.key_text()))
+                    }
+                })
             }
             _ => Err(Error::new(ErrorKind::InvalidType {
                 found: self.node.describe().to_string(),
@@ -441,11 +444,9 @@ impl<'de, 'a: 'de> SeqAccess<'de> for NodeSeq<'a> {
         };
         let index = self.index;
         self.index += 1;
-        seed.deserialize(NodeDeserializer {
-            node: item,
-        })
-        .map(Some)
-        .map_err(|e| e.under(Segment::Index(index)))
+        seed.deserialize(NodeDeserializer { node: item })
+            .map(Some)
+            .map_err(|e| e.under(Segment::Index(index)))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -467,23 +468,21 @@ impl<'a> NodeMap<'a> {
             .iter()
             .filter(|(k, _)| seen.insert(k.key_text()))
             .collect();
-        NodeMap {
-            entries,
-            next: 0,
-        }
+        NodeMap { entries, next: 0 }
     }
 }
 
 impl<'de, 'a: 'de> MapAccess<'de> for NodeMap<'a> {
     type Error = Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
         let Some((key, _)) = self.entries.get(self.next) else {
             return Ok(None);
         };
-        match seed.deserialize(NodeDeserializer {
-            node: key,
-        }) {
+        match seed.deserialize(NodeDeserializer { node: key }) {
             Ok(k) => Ok(Some(k)),
             Err(mut e) if matches!(e.kind, ErrorKind::UnknownField { .. }) => {
                 e.span.get_or_insert(key.span);
@@ -501,10 +500,8 @@ impl<'de, 'a: 'de> MapAccess<'de> for NodeMap<'a> {
             return Err(Error::new(ErrorKind::Custom("value without a key".into())));
         };
         self.next += 1;
-        seed.deserialize(NodeDeserializer {
-            node: value,
-        })
-        .map_err(|e| e.under(Segment::Key(key.key_text())))
+        seed.deserialize(NodeDeserializer { node: value })
+            .map_err(|e| e.under(Segment::Key(key.key_text())))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -550,21 +547,17 @@ impl<'de, 'a: 'de> EnumAccess<'de> for NodeEnum<'a> {
     type Error = Error;
     type Variant = NodeVariant<'a>;
 
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self::Variant), Error> {
-        let key = NodeDeserializer {
-            node: self.key,
-        };
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Self::Variant), Error> {
+        let key = NodeDeserializer { node: self.key };
         let span = self.key.span;
         let v = seed.deserialize(key).map_err(|mut e| {
             e.span.get_or_insert(span);
             e
         })?;
-        Ok((
-            v,
-            NodeVariant {
-                value: self.value,
-            },
-        ))
+        Ok((v, NodeVariant { value: self.value }))
     }
 }
 
@@ -590,18 +583,11 @@ impl<'de, 'a: 'de> VariantAccess<'de> for NodeVariant<'a> {
     }
 
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {
-        seed.deserialize(NodeDeserializer {
-            node: self.value,
-        })
+        seed.deserialize(NodeDeserializer { node: self.value })
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
-        de::Deserializer::deserialize_any(
-            NodeDeserializer {
-                node: self.value,
-            },
-            visitor,
-        )
+        de::Deserializer::deserialize_any(NodeDeserializer { node: self.value }, visitor)
     }
 
     fn struct_variant<V: Visitor<'de>>(
@@ -609,12 +595,7 @@ impl<'de, 'a: 'de> VariantAccess<'de> for NodeVariant<'a> {
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        de::Deserializer::deserialize_any(
-            NodeDeserializer {
-                node: self.value,
-            },
-            visitor,
-        )
+        de::Deserializer::deserialize_any(NodeDeserializer { node: self.value }, visitor)
     }
 }
 
@@ -669,9 +650,17 @@ mod tests {
 
     #[test]
     fn deserializes_nested_values() {
-        let v = run("name: a\nretries: {max: 2}\ntags: [x, y]\nvars: {a: 1}\nkind: {file: {path: p}}\n")
-            .expect("valid");
-        assert_eq!(v.retries, Some(Inner { max: 2, backoff: None }));
+        let v = run(
+            "name: a\nretries: {max: 2}\ntags: [x, y]\nvars: {a: 1}\nkind: {file: {path: p}}\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            v.retries,
+            Some(Inner {
+                max: 2,
+                backoff: None
+            })
+        );
         assert_eq!(v.tags, ["x", "y"]);
         assert_eq!(v.kind, Some(Kind::File { path: "p".into() }));
         let v = run("name: a\nkind: plain\n").expect("valid");
@@ -694,18 +683,34 @@ mod tests {
     #[test]
     fn every_unknown_key_is_reported() {
         let errs = run("zzz: 1\nname: a\nretrys: 1\nqqq: 2\n").expect_err("invalid");
-        let codes: Vec<_> = errs.iter().map(|d| (d.code.as_str(), line_col(d))).collect();
+        let codes: Vec<_> = errs
+            .iter()
+            .map(|d| (d.code.as_str(), line_col(d)))
+            .collect();
         assert_eq!(
             codes,
-            [("unknown-key", (1, 1)), ("unknown-key", (3, 1)), ("unknown-key", (4, 1))]
+            [
+                ("unknown-key", (1, 1)),
+                ("unknown-key", (3, 1)),
+                ("unknown-key", (4, 1))
+            ]
         );
-        assert!(errs[0].help.as_deref().expect("help").starts_with("valid keys are"));
+        assert!(
+            errs[0]
+                .help
+                .as_deref()
+                .expect("help")
+                .starts_with("valid keys are")
+        );
     }
 
     #[test]
     fn nested_unknown_key_names_its_path() {
         let errs = run("name: a\nretries: {max: 1, backof: 2s}\n").expect_err("invalid");
-        assert_eq!(errs[0].message, "unknown key `backof` in `retries` of step `x`");
+        assert_eq!(
+            errs[0].message,
+            "unknown key `backof` in `retries` of step `x`"
+        );
         assert_eq!(line_col(&errs[0]), (2, 19));
     }
 
@@ -721,11 +726,17 @@ mod tests {
         assert_eq!(line_col(d), (3, 8));
 
         let errs = run("name: [1]\n").expect_err("invalid");
-        assert_eq!(errs[0].message, "`name` of step `x`: expected a string, found a list");
+        assert_eq!(
+            errs[0].message,
+            "`name` of step `x`: expected a string, found a list"
+        );
         assert_eq!(line_col(&errs[0]), (1, 7));
 
         let errs = run("name: a\ntags: [x, 3]\n").expect_err("invalid");
-        assert_eq!(errs[0].message, "`tags[1]` of step `x`: expected a string, found an integer `3`");
+        assert_eq!(
+            errs[0].message,
+            "`tags[1]` of step `x`: expected a string, found an integer `3`"
+        );
         assert_eq!(line_col(&errs[0]), (2, 11));
     }
 
@@ -737,7 +748,10 @@ mod tests {
         assert_eq!(line_col(&errs[0]), (1, 1));
 
         let errs = run("name: a\nretries:\n  backoff: 1s\n").expect_err("invalid");
-        assert_eq!(errs[0].message, "missing key `max` in `retries` of step `x`");
+        assert_eq!(
+            errs[0].message,
+            "missing key `max` in `retries` of step `x`"
+        );
         assert_eq!(line_col(&errs[0]), (3, 3));
     }
 

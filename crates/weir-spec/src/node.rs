@@ -5,7 +5,6 @@
 //! keeps its exact byte range, duplicate keys survive to be reported, and one
 //! bad step does not hide the errors of the next.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_saphyr::granit_parser::{ErrorKind, Event, Marker, Parser, ScalarStyle, ScanError, Tag};
@@ -138,6 +137,10 @@ struct TreeBuilder<'a> {
 
 type Ev<'a> = (Event<'a>, serde_saphyr::granit_parser::Span);
 
+#[expect(
+    clippy::result_large_err,
+    reason = "Diagnostic is the contract type of user errors; they are rare and off the hot path"
+)]
 impl<'a> TreeBuilder<'a> {
     fn next(&mut self) -> Result<Ev<'a>, Diagnostic> {
         match self.events.next() {
@@ -186,7 +189,11 @@ impl<'a> TreeBuilder<'a> {
         }
     }
 
-    fn node(&mut self, event: Event<'a>, span: serde_saphyr::granit_parser::Span) -> Result<Node, Diagnostic> {
+    fn node(
+        &mut self,
+        event: Event<'a>,
+        span: serde_saphyr::granit_parser::Span,
+    ) -> Result<Node, Diagnostic> {
         self.nodes += 1;
         if self.nodes > MAX_NODES {
             return Err(self.too_big(&span.start));
@@ -204,7 +211,13 @@ impl<'a> TreeBuilder<'a> {
                 };
                 self.last_end = end;
                 let value = resolve_scalar(&value, style, tag.as_deref());
-                (Node { span: self.span_between(start, end), value }, anchor)
+                (
+                    Node {
+                        span: self.span_between(start, end),
+                        value,
+                    },
+                    anchor,
+                )
             }
             Event::SequenceStart(_, anchor, _) => {
                 let mut items = Vec::new();
@@ -214,13 +227,23 @@ impl<'a> TreeBuilder<'a> {
                     if matches!(event, Event::SequenceEnd) {
                         // Flow `]` has a width; a block sequence ends with its last item.
                         let close = self.offset(&span.end);
-                        end = if close > self.offset(&span.start) { close } else { self.last_end.max(end) };
+                        end = if close > self.offset(&span.start) {
+                            close
+                        } else {
+                            self.last_end.max(end)
+                        };
                         break;
                     }
                     items.push(self.node(event, span)?);
                 }
                 self.last_end = end;
-                (Node { span: self.span_between(start, end), value: NodeValue::Seq(items) }, anchor)
+                (
+                    Node {
+                        span: self.span_between(start, end),
+                        value: NodeValue::Seq(items),
+                    },
+                    anchor,
+                )
             }
             Event::MappingStart(_, anchor, _) => {
                 let mut entries = Vec::new();
@@ -229,7 +252,11 @@ impl<'a> TreeBuilder<'a> {
                     let (event, span) = self.next()?;
                     if matches!(event, Event::MappingEnd) {
                         let close = self.offset(&span.end);
-                        end = if close > self.offset(&span.start) { close } else { self.last_end.max(end) };
+                        end = if close > self.offset(&span.start) {
+                            close
+                        } else {
+                            self.last_end.max(end)
+                        };
                         break;
                     }
                     let key = self.node(event, span)?;
@@ -238,25 +265,42 @@ impl<'a> TreeBuilder<'a> {
                     entries.push((key, value));
                 }
                 self.last_end = end;
-                (Node { span: self.span_between(start, end), value: NodeValue::Map(entries) }, anchor)
+                (
+                    Node {
+                        span: self.span_between(start, end),
+                        value: NodeValue::Map(entries),
+                    },
+                    anchor,
+                )
             }
             Event::Alias(id) => {
                 let end = self.offset(&span.end);
                 self.last_end = end;
                 let Some((target, count)) = self.anchors.get(&id) else {
-                    return Err(Diagnostic::error("yaml-syntax", "invalid YAML: alias to an unknown anchor")
-                        .with_span(self.span_between(start, end)));
+                    return Err(Diagnostic::error(
+                        "yaml-syntax",
+                        "invalid YAML: alias to an unknown anchor",
+                    )
+                    .with_span(self.span_between(start, end)));
                 };
                 self.nodes += count;
                 if self.nodes > MAX_NODES {
                     return Err(self.too_big(&span.start));
                 }
                 let value = target.value.clone();
-                (Node { span: self.span_between(start, end), value }, 0)
+                (
+                    Node {
+                        span: self.span_between(start, end),
+                        value,
+                    },
+                    0,
+                )
             }
             _ => {
-                return Err(Diagnostic::error("yaml-syntax", "invalid YAML: unexpected token")
-                    .with_span(self.span_at(start, 0)));
+                return Err(
+                    Diagnostic::error("yaml-syntax", "invalid YAML: unexpected token")
+                        .with_span(self.span_at(start, 0)),
+                );
             }
         };
         if anchor != 0 {
@@ -267,17 +311,18 @@ impl<'a> TreeBuilder<'a> {
     }
 
     fn too_big(&self, at: &Marker) -> Diagnostic {
-        Diagnostic::error("yaml-syntax", format!("invalid YAML: the document expands to more than {MAX_NODES} values"))
-            .with_span(self.span_at(self.offset(at), 0))
-            .with_help("aliases (`*name`) multiply their anchor's content; use fewer of them")
+        Diagnostic::error(
+            "yaml-syntax",
+            format!("invalid YAML: the document expands to more than {MAX_NODES} values"),
+        )
+        .with_span(self.span_at(self.offset(at), 0))
+        .with_help("aliases (`*name`) multiply their anchor's content; use fewer of them")
     }
 
     fn scan_error(&self, e: &ScanError) -> Diagnostic {
         let at = self.offset(e.marker());
         if is_tab_error(e.kind()) || self.indentation_tab_on_line_of(at).is_some() {
-            let tab = self
-                .indentation_tab_from(at)
-                .unwrap_or(at);
+            let tab = self.indentation_tab_from(at).unwrap_or(at);
             return Diagnostic::error("yaml-tab", "a tab character is used for indentation")
                 .with_label(self.span_at(tab, 1.min(self.text.len() - tab)), "tab here")
                 .with_help("YAML indentation must be spaces; replace the tab with spaces");
@@ -394,7 +439,7 @@ fn syntax_help(kind: &ErrorKind) -> &'static str {
 }
 
 /// YAML 1.2 core schema: only plain scalars are typed; quoted ones are strings.
-fn resolve_scalar(value: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> NodeValue {
+fn resolve_scalar(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> NodeValue {
     if let Some(tag) = tag
         && tag.is_yaml_core_schema()
     {
@@ -486,7 +531,7 @@ mod tests {
         d.remove(0)
     }
 
-    fn slice<'t>(text: &'t str, span: Span) -> &'t str {
+    fn slice(text: &str, span: Span) -> &str {
         &text[span.offset..span.offset + span.len]
     }
 
@@ -515,12 +560,17 @@ mod tests {
     fn block_map_span_ends_with_its_last_value() {
         let text = "a:\n  b: 1\n  c: two\nd: 3\n";
         let root = parse(text);
-        assert_eq!(slice(text, root.get("a").expect("a").span), "b: 1\n  c: two");
+        assert_eq!(
+            slice(text, root.get("a").expect("a").span),
+            "b: 1\n  c: two"
+        );
     }
 
     #[test]
     fn scalars_resolve_like_yaml_1_2() {
-        let root = parse("a: 1\nb: -2.5\nc: true\nd: ~\ne: '1'\nf: 10s\ng: yes\nh: 0x1f\ni: 1e3\nj: 99999999999999999999\nk: !!str 5\n");
+        let root = parse(
+            "a: 1\nb: -2.5\nc: true\nd: ~\ne: '1'\nf: 10s\ng: yes\nh: 0x1f\ni: 1e3\nj: 99999999999999999999\nk: !!str 5\n",
+        );
         let v = |k: &str| root.get(k).expect("key").value.clone();
         assert_eq!(v("a"), NodeValue::Int(1));
         assert_eq!(v("b"), NodeValue::Float(-2.5));
@@ -544,7 +594,10 @@ mod tests {
     #[test]
     fn aliases_copy_their_anchor() {
         let root = parse("a: &x {k: 1}\nb: *x\n");
-        assert_eq!(root.get("b").expect("b").to_json(), serde_json::json!({"k": 1}));
+        assert_eq!(
+            root.get("b").expect("b").to_json(),
+            serde_json::json!({"k": 1})
+        );
     }
 
     #[test]
@@ -603,7 +656,22 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        for text in ["{", "[", "a: [", ": :", "- - -\n  -", "\"\\u", "&a", "*a", "a: *b", "? a\n? b", "\u{feff}a: 1", "a:\n\t- b", "|\n\t x", "%YAML 1.2\n---\na"] {
+        for text in [
+            "{",
+            "[",
+            "a: [",
+            ": :",
+            "- - -\n  -",
+            "\"\\u",
+            "&a",
+            "*a",
+            "a: *b",
+            "? a\n? b",
+            "\u{feff}a: 1",
+            "a:\n\t- b",
+            "|\n\t x",
+            "%YAML 1.2\n---\na",
+        ] {
             let _ = parse_yaml("p.yaml", text);
         }
     }

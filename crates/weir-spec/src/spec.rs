@@ -283,13 +283,18 @@ impl<'de> Deserialize<'de> for RetriesSpec {
                 f.write_str("a number of retries or a map with `max` and `backoff`")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<RetriesSpec, E> {
-                u32::try_from(v)
-                    .map(RetriesSpec::Count)
-                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &"at most 4294967295 retries"))
+                u32::try_from(v).map(RetriesSpec::Count).map_err(|_| {
+                    E::invalid_value(de::Unexpected::Unsigned(v), &"at most 4294967295 retries")
+                })
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<RetriesSpec, E> {
                 u64::try_from(v)
-                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &"a non-negative number of retries"))
+                    .map_err(|_| {
+                        E::invalid_value(
+                            de::Unexpected::Signed(v),
+                            &"a non-negative number of retries",
+                        )
+                    })
                     .and_then(|v| self.visit_u64(v))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RetriesSpec, A::Error> {
@@ -553,7 +558,10 @@ mod tests {
         assert_eq!(s.retries, Some(RetriesSpec::Count(3)));
         let s: StepSpec = spec("retries: {max: 1, backoff: 5s}\n").expect("valid");
         assert_eq!(s.retries.as_ref().map(RetriesSpec::max), Some(1));
-        assert_eq!(s.retries.and_then(|r| r.backoff().cloned()), Some(DurationSpec("5s".into())));
+        assert_eq!(
+            s.retries.and_then(|r| r.backoff().cloned()),
+            Some(DurationSpec("5s".into()))
+        );
         let e = spec::<StepSpec>("retries: -1\n").expect_err("invalid");
         assert_eq!(e[0].code, "invalid-value");
         let e = spec::<StepSpec>("retries: {max: 1, backof: 5s}\n").expect_err("invalid");
@@ -580,8 +588,14 @@ mod tests {
 
     #[test]
     fn environment_vars_stringify_scalars() {
-        let e: EnvironmentSpec = spec("vars: {a: 1, b: true, c: x}\nsecrets: [K]\n").expect("valid");
-        let vars: Vec<_> = e.vars.0.iter().map(|(k, v)| (k.as_str(), v.0.as_str())).collect();
+        let e: EnvironmentSpec =
+            spec("vars: {a: 1, b: true, c: x}\nsecrets: [K]\n").expect("valid");
+        let vars: Vec<_> = e
+            .vars
+            .0
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.0.as_str()))
+            .collect();
         assert_eq!(vars, [("a", "1"), ("b", "true"), ("c", "x")]);
     }
 

@@ -10,7 +10,10 @@ pub(crate) fn did_you_mean<'c>(
         .into_iter()
         .filter(|c| *c != name)
         .map(|c| (strsim::damerau_levenshtein(name, c), c))
-        .filter(|(d, c)| *d <= limit || (c.len() > 3 && c.starts_with(name)))
+        // `integer` → `int`, `boolean` → `bool`: a longer spelling of a name.
+        .filter(|(d, c)| {
+            *d <= limit || (c.len() >= 3 && (c.starts_with(name) || name.starts_with(c)))
+        })
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
@@ -34,10 +37,17 @@ mod tests {
 
     #[test]
     fn suggests_only_close_names() {
-        assert_eq!(did_you_mean("retrys", ["retries", "timeout"]), Some("retries"));
+        assert_eq!(
+            did_you_mean("retrys", ["retries", "timeout"]),
+            Some("retries")
+        );
         assert_eq!(did_you_mean("nedds", ["needs", "name"]), Some("needs"));
         assert_eq!(did_you_mean("zzz", ["retries", "timeout"]), None);
         assert_eq!(did_you_mean("a", ["a"]), None);
+        assert_eq!(
+            did_you_mean("integer", ["string", "int", "float", "bool"]),
+            Some("int")
+        );
     }
 
     #[test]

@@ -46,7 +46,9 @@ pub enum Error {
     RunNotFound { run: RunId },
 
     /// Stored data that this version of weir cannot read.
-    #[error("corrupt metadata: {what}\nhint: this is a bug in weir or the database was edited by hand")]
+    #[error(
+        "corrupt metadata: {what}\nhint: this is a bug in weir or the database was edited by hand"
+    )]
     Corrupt { what: String },
 
     /// A store URL this build cannot open.
@@ -54,7 +56,9 @@ pub enum Error {
     InvalidUrl { url: String, reason: &'static str },
 
     /// A step name that is not safe as a path component of a log key.
-    #[error("step name `{step}` cannot name a log file\nhint: step names are letters, digits, `_` and `-`")]
+    #[error(
+        "step name `{step}` cannot name a log file\nhint: step names are letters, digits, `_` and `-`"
+    )]
     InvalidStep { step: String },
 
     /// The blob store failed for one key.

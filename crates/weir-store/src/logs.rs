@@ -82,7 +82,9 @@ impl LogStore {
     ) -> Result<(Vec<LogLine>, u64)> {
         let bytes = self.bytes(run, step, attempt).await?;
         let key = blob_key(run, step, attempt);
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
         let tail = &bytes[start..];
         // Only complete lines: the writer may be in the middle of one.
         let complete = tail
@@ -94,7 +96,13 @@ impl LogStore {
     }
 
     /// The last `n` lines of one attempt.
-    pub async fn tail(&self, run: RunId, step: &str, attempt: u32, n: usize) -> Result<Vec<LogLine>> {
+    pub async fn tail(
+        &self,
+        run: RunId,
+        step: &str,
+        attempt: u32,
+        n: usize,
+    ) -> Result<Vec<LogLine>> {
         let mut lines = self.read(run, step, attempt).await?;
         let skip = lines.len().saturating_sub(n);
         lines.drain(..skip);
@@ -222,7 +230,9 @@ fn check_step(step: &str) -> Result<()> {
     let bad = step.is_empty()
         || step.starts_with('.')
         || step.contains("..")
-        || step.chars().any(|c| matches!(c, '/' | '\\' | '\0') || c.is_control());
+        || step
+            .chars()
+            .any(|c| matches!(c, '/' | '\\' | '\0') || c.is_control());
     if bad {
         return Err(Error::InvalidStep {
             step: step.to_owned(),
@@ -284,7 +294,10 @@ fn parse_lines(bytes: &[u8], key: &str) -> Result<Vec<LogLine>> {
         .enumerate()
         .map(|(i, line)| {
             parse_line(line).ok_or_else(|| {
-                Error::corrupt(format!("log `{key}` line {}: `{line}` is not a log line", i + 1))
+                Error::corrupt(format!(
+                    "log `{key}` line {}: `{line}` is not a log line",
+                    i + 1
+                ))
             })
         })
         .collect()
@@ -311,7 +324,15 @@ mod tests {
         let ts = DateTime::parse_from_rfc3339("2026-11-23T10:00:00.123Z")
             .unwrap()
             .with_timezone(&Utc);
-        for text in ["plain", "a\tb", "two\nlines", "cr\r\n", "back\\slash\\n", "", "\\"] {
+        for text in [
+            "plain",
+            "a\tb",
+            "two\nlines",
+            "cr\r\n",
+            "back\\slash\\n",
+            "",
+            "\\",
+        ] {
             let line = format_line(ts, "std\terr", text);
             assert_eq!(line.matches('\n').count(), 1, "{line:?}");
             let parsed = parse_line(line.trim_end_matches('\n')).unwrap();

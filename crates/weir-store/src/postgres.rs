@@ -10,14 +10,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{Postgres, Row, SqlSafeStr, Transaction};
 use weir_types::{Metering, RunId, TaskId};
 
 use crate::error::db;
 use crate::meta::{RunStamps, TaskStamps, parse_attempt, parse_run_state, parse_task_state};
-use crate::{Error, MetaStore, NewRun, NewTask, Result, RunFilter, RunRow, TaskRow, Transition};
+use crate::{
+    Error, MetaStore, NewRun, NewTask, Result, RunFilter, RunRow, TaskRow, TaskUpdate, Transition,
+};
 
 const BACKEND: &str = "postgres";
 
@@ -205,6 +207,55 @@ async fn insert_tasks(
     Ok(rows)
 }
 
+/// Applies one guarded task update; false if the guard did not match.
+async fn update_task(conn: &mut PgConnection, update: &TaskUpdate) -> Result<bool> {
+    let stamps = TaskStamps::entering(Some(update.from), update.to, update.at);
+    let done = sqlx::query(
+        "UPDATE tasks SET state = $1, \
+         queued_at = COALESCE($2, queued_at, $3), \
+         started_at = COALESCE($4, started_at), \
+         finished_at = COALESCE($5, finished_at), \
+         exit_code = COALESCE($6, exit_code), \
+         error = COALESCE($7, error), \
+         metering = COALESCE($8, metering), \
+         worker = COALESCE($9, worker), \
+         value = COALESCE($10, value) \
+         WHERE id = $11 AND state = $12",
+    )
+    .bind(update.to.as_str())
+    .bind(stamps.queued)
+    .bind(stamps.queued_if_unset)
+    .bind(stamps.started)
+    .bind(stamps.finished)
+    .bind(update.exit_code)
+    .bind(&update.error)
+    .bind(update.metering.map(Json))
+    .bind(&update.worker)
+    .bind(&update.value)
+    .bind(update.id.0)
+    .bind(update.from.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(db(BACKEND, "apply"))?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The conflict error for a failed guard, with the state actually found.
+async fn conflict(conn: &mut PgConnection, update: &TaskUpdate) -> Result<Error> {
+    let found: Option<String> = sqlx::query_scalar("SELECT state FROM tasks WHERE id = $1")
+        .bind(update.id.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db(BACKEND, "apply"))?;
+    Ok(Error::Conflict {
+        task: update.id,
+        expected: update.from,
+        found: found
+            .map(|text| parse_task_state(&text, update.id.0))
+            .transpose()?,
+    })
+}
+
 #[async_trait]
 impl MetaStore for PostgresStore {
     fn backend(&self) -> &'static str {
@@ -247,51 +298,27 @@ impl MetaStore for PostgresStore {
         if transition.is_empty() {
             return Ok(Vec::new());
         }
+        // The most common transition is one guarded update (claim + start,
+        // finish). As a single statement it is its own transaction, which
+        // saves the BEGIN and COMMIT round trips: 1.28 ms -> ~0.42 ms per
+        // commit (examples/commit_cost.rs).
+        if let ([update], [], []) = (
+            transition.tasks.as_slice(),
+            transition.new_tasks.as_slice(),
+            transition.runs.as_slice(),
+        ) {
+            let mut conn = self.pool.acquire().await.map_err(db(BACKEND, OP))?;
+            return match update_task(&mut conn, update).await? {
+                true => Ok(Vec::new()),
+                false => Err(conflict(&mut conn, update).await?),
+            };
+        }
         let mut tx = self.begin(OP).await?;
         for update in &transition.tasks {
-            let stamps = TaskStamps::entering(Some(update.from), update.to, update.at);
-            let done = sqlx::query(
-                "UPDATE tasks SET state = $1, \
-                 queued_at = COALESCE($2, queued_at, $3), \
-                 started_at = COALESCE($4, started_at), \
-                 finished_at = COALESCE($5, finished_at), \
-                 exit_code = COALESCE($6, exit_code), \
-                 error = COALESCE($7, error), \
-                 metering = COALESCE($8, metering), \
-                 worker = COALESCE($9, worker), \
-                 value = COALESCE($10, value) \
-                 WHERE id = $11 AND state = $12",
-            )
-            .bind(update.to.as_str())
-            .bind(stamps.queued)
-            .bind(stamps.queued_if_unset)
-            .bind(stamps.started)
-            .bind(stamps.finished)
-            .bind(update.exit_code)
-            .bind(&update.error)
-            .bind(update.metering.map(Json))
-            .bind(&update.worker)
-            .bind(&update.value)
-            .bind(update.id.0)
-            .bind(update.from.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db(BACKEND, OP))?;
-            if done.rows_affected() == 0 {
-                let found: Option<String> =
-                    sqlx::query_scalar("SELECT state FROM tasks WHERE id = $1")
-                        .bind(update.id.0)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db(BACKEND, OP))?;
+            if !update_task(&mut tx, update).await? {
+                let conflict = conflict(&mut tx, update).await?;
                 tx.rollback().await.map_err(db(BACKEND, OP))?;
-                return Err(Error::Conflict {
-                    task: update.id,
-                    expected: update.from,
-                    found: found
-                        .map(|text| parse_task_state(&text, update.id.0))
-                        .transpose()?,
-                });
+                return Err(conflict);
             }
         }
         let created =

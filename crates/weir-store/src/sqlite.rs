@@ -16,19 +16,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::types::Json;
-use sqlx::{Row, Sqlite, SqlSafeStr, Transaction};
+use sqlx::{Row, SqlSafeStr, Sqlite, Transaction};
 use weir_types::{Metering, RunId, TaskId};
 
 use crate::error::db;
-use crate::meta::{
-    RunStamps, TaskStamps, parse_attempt, parse_run_state, parse_task_state,
-};
+use crate::meta::{RunStamps, TaskStamps, parse_attempt, parse_run_state, parse_task_state};
 use crate::{
-    Error, MetaStore, NewRun, NewTask, Result, RunFilter, RunRow, TaskRow, Transition,
+    Error, MetaStore, NewRun, NewTask, Result, RunFilter, RunRow, TaskRow, TaskUpdate, Transition,
 };
 
 const BACKEND: &str = "sqlite";
@@ -280,6 +278,55 @@ async fn insert_tasks(
     Ok(rows)
 }
 
+/// Applies one guarded task update; false if the guard did not match.
+async fn update_task(conn: &mut SqliteConnection, update: &TaskUpdate) -> Result<bool> {
+    let stamps = TaskStamps::entering(Some(update.from), update.to, update.at);
+    let done = sqlx::query(
+        "UPDATE tasks SET state = ?1, \
+         queued_at = COALESCE(?2, queued_at, ?3), \
+         started_at = COALESCE(?4, started_at), \
+         finished_at = COALESCE(?5, finished_at), \
+         exit_code = COALESCE(?6, exit_code), \
+         error = COALESCE(?7, error), \
+         metering = COALESCE(?8, metering), \
+         worker = COALESCE(?9, worker), \
+         value = COALESCE(?10, value) \
+         WHERE id = ?11 AND state = ?12",
+    )
+    .bind(update.to.as_str())
+    .bind(opt_micros(stamps.queued))
+    .bind(opt_micros(stamps.queued_if_unset))
+    .bind(opt_micros(stamps.started))
+    .bind(opt_micros(stamps.finished))
+    .bind(update.exit_code)
+    .bind(&update.error)
+    .bind(update.metering.map(Json))
+    .bind(&update.worker)
+    .bind(&update.value)
+    .bind(update.id.0)
+    .bind(update.from.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(db(BACKEND, "apply"))?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The conflict error for a failed guard, with the state actually found.
+async fn conflict(conn: &mut SqliteConnection, update: &TaskUpdate) -> Result<Error> {
+    let found: Option<String> = sqlx::query_scalar("SELECT state FROM tasks WHERE id = ?1")
+        .bind(update.id.0)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db(BACKEND, "apply"))?;
+    Ok(Error::Conflict {
+        task: update.id,
+        expected: update.from,
+        found: found
+            .map(|text| parse_task_state(&text, update.id.0))
+            .transpose()?,
+    })
+}
+
 #[async_trait]
 impl MetaStore for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -324,48 +371,10 @@ impl MetaStore for SqliteStore {
         }
         let mut tx = self.begin(OP).await?;
         for update in &transition.tasks {
-            let stamps = TaskStamps::entering(Some(update.from), update.to, update.at);
-            let done = sqlx::query(
-                "UPDATE tasks SET state = ?1, \
-                 queued_at = COALESCE(?2, queued_at, ?3), \
-                 started_at = COALESCE(?4, started_at), \
-                 finished_at = COALESCE(?5, finished_at), \
-                 exit_code = COALESCE(?6, exit_code), \
-                 error = COALESCE(?7, error), \
-                 metering = COALESCE(?8, metering), \
-                 worker = COALESCE(?9, worker), \
-                 value = COALESCE(?10, value) \
-                 WHERE id = ?11 AND state = ?12",
-            )
-            .bind(update.to.as_str())
-            .bind(opt_micros(stamps.queued))
-            .bind(opt_micros(stamps.queued_if_unset))
-            .bind(opt_micros(stamps.started))
-            .bind(opt_micros(stamps.finished))
-            .bind(update.exit_code)
-            .bind(&update.error)
-            .bind(update.metering.map(Json))
-            .bind(&update.worker)
-            .bind(&update.value)
-            .bind(update.id.0)
-            .bind(update.from.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db(BACKEND, OP))?;
-            if done.rows_affected() == 0 {
-                let found: Option<String> = sqlx::query_scalar("SELECT state FROM tasks WHERE id = ?1")
-                    .bind(update.id.0)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db(BACKEND, OP))?;
+            if !update_task(&mut tx, update).await? {
+                let conflict = conflict(&mut tx, update).await?;
                 tx.rollback().await.map_err(db(BACKEND, OP))?;
-                return Err(Error::Conflict {
-                    task: update.id,
-                    expected: update.from,
-                    found: found
-                        .map(|text| parse_task_state(&text, update.id.0))
-                        .transpose()?,
-                });
+                return Err(conflict);
             }
         }
         let created =
@@ -398,11 +407,15 @@ impl MetaStore for SqliteStore {
     }
 
     async fn run(&self, id: RunId) -> Result<Option<RunRow>> {
-        let row = sqlx::query(concat!("SELECT ", run_columns!(), " FROM runs WHERE id = ?1"))
-            .bind(id.0)
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(db(BACKEND, "run"))?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE id = ?1"
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(db(BACKEND, "run"))?;
         row.as_ref().map(run_from_row).transpose()
     }
 
@@ -509,5 +522,48 @@ impl MetaStore for SqliteStore {
         .map_err(db(BACKEND, OP))?;
         tx.commit().await.map_err(db(BACKEND, OP))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn writer_is_durable_wal_with_foreign_keys() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("a/b/weir.db").display());
+        let store = SqliteStore::open_url(&url).await.unwrap();
+        assert!(store.path().is_file());
+        let mut conn = store.writer.acquire().await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        // 2 = FULL: fsync on every commit, so power loss loses nothing.
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(sync, 2);
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(fk, 1);
+    }
+
+    #[tokio::test]
+    async fn urls_other_than_files_are_refused() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://",
+            "mysql://x",
+            "sqlite://a.db?mode=ro",
+        ] {
+            let err = SqliteStore::open_url(url).await.unwrap_err();
+            assert!(matches!(err, Error::InvalidUrl { .. }), "{url}: {err:?}");
+        }
     }
 }

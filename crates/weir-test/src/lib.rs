@@ -105,18 +105,18 @@ pub fn replace_durations(text: &str) -> String {
                 j += 1;
             }
             let mut k = j;
-            // `2m03s`, `1h02m`
-            if k < chars.len() && (chars[k] == 'm' || chars[k] == 'h') {
+            // `2m03s`, as `weir` prints durations over a minute.
+            if k < chars.len() && chars[k] == 'm' {
                 let mut m = k + 1;
                 while m < chars.len() && chars[m].is_ascii_digit() {
                     m += 1;
                 }
-                if m > k + 1 && m < chars.len() && (chars[m] == 's' || chars[m] == 'm') {
+                if m == k + 3 && m < chars.len() && chars[m] == 's' {
                     k = m;
                 }
             }
             let is_duration = k < chars.len()
-                && (chars[k] == 's' || (k > j && chars[k] == 'm'))
+                && chars[k] == 's'
                 && (k + 1 >= chars.len() || !chars[k + 1].is_alphanumeric())
                 && chars[i..j].contains(&'.') | (k > j);
             if is_duration {
@@ -167,10 +167,13 @@ mod tests {
     #[test]
     fn durations_are_replaced_but_other_numbers_stay() {
         assert_eq!(
-            replace_durations("run 12 succeeded in 1.23s, step 2m03s; 3 steps, v1.5"),
-            "run 12 succeeded in [T], step [T]; 3 steps, v1.5"
+            replace_durations("run 12 succeeded in 1.23s, step 2m03s; 3 steps, v1.5, 1h30m, 5m"),
+            "run 12 succeeded in [T], step [T]; 3 steps, v1.5, 1h30m, 5m"
         );
         assert_eq!(replace_durations("[  0.12s] clean"), "[  [T]] clean");
-        assert_eq!(replace_durations("timeout: 5x at 3:4"), "timeout: 5x at 3:4");
+        assert_eq!(
+            replace_durations("timeout: 5x at 3:4"),
+            "timeout: 5x at 3:4"
+        );
     }
 }

@@ -119,10 +119,16 @@ impl fmt::Display for Diagnostic {
             }
             write!(f, ": ")?;
         }
-        write!(f, "{}[{}]: {}", match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        }, self.code, self.message)
+        write!(
+            f,
+            "{}[{}]: {}",
+            match self.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            },
+            self.code,
+            self.message
+        )
     }
 }
 

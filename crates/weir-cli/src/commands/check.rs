@@ -12,7 +12,15 @@ pub struct CheckArgs {
 }
 
 pub fn run(globals: &Globals, args: CheckArgs) -> Result<Outcome> {
-    let root = globals.project_root()?;
+    // Without a project, weir-spec still reports why (`missing-project`),
+    // rendered like every other diagnostic.
+    let root = match globals.project_root() {
+        Ok(root) => root,
+        Err(_) => match &globals.project {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir()?,
+        },
+    };
     let registry = Registry::builtin();
     let checked = weir_spec::check_project(&root, &registry, &args.pipelines);
     let errors = render::diagnostics(&checked.diagnostics, &checked.sources);

@@ -14,8 +14,14 @@ pub struct InitArgs {
 /// The sample project: the same files as `examples/demo`, so the README's
 /// demo and `weir init` never drift apart.
 const FILES: &[(&str, &str)] = &[
-    ("weir.yaml", include_str!("../../../../examples/demo/weir.yaml")),
-    (".gitignore", include_str!("../../../../examples/demo/.gitignore")),
+    (
+        "weir.yaml",
+        include_str!("../../../../examples/demo/weir.yaml"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../../examples/demo/.gitignore"),
+    ),
     (
         "environments/dev.yaml",
         include_str!("../../../../examples/demo/environments/dev.yaml"),

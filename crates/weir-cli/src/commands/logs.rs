@@ -54,7 +54,10 @@ pub async fn run(globals: &Globals, args: LogsArgs) -> Result<Outcome> {
         tasks.sort_by_key(|t| (t.started_at, t.id));
         for task in tasks {
             let key = (task.step.clone(), task.attempt);
-            let lines = engine.logs().read(args.run, &task.step, task.attempt).await?;
+            let lines = engine
+                .logs()
+                .read(args.run, &task.step, task.attempt)
+                .await?;
             let done = printed.entry(key).or_insert(0);
             for line in lines.iter().skip(*done) {
                 let prefix = if line.stream == "stdout" {
@@ -81,4 +84,3 @@ pub async fn run(globals: &Globals, args: LogsArgs) -> Result<Outcome> {
     }
     Ok(Outcome::Success)
 }
-

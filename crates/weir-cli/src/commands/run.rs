@@ -60,7 +60,7 @@ pub async fn run(globals: &Globals, args: RunArgs) -> Result<Outcome> {
     }
 
     let cancel = CancellationToken::new();
-    watch_interrupts(cancel.clone(), run_id);
+    watch_interrupts(cancel.clone(), run_id)?;
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let display = tokio::spawn(progress::display(events_rx, steps, output::is_rich()));
     let mut options = ExecuteOptions {
@@ -155,22 +155,31 @@ fn parse_params(raw: &[String]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// The first Ctrl-C cancels cleanly; a second one exits at once, leaving the
-/// run resumable.
-fn watch_interrupts(cancel: CancellationToken, run: RunId) {
+/// The first Ctrl-C (or SIGTERM) cancels cleanly; a second one exits at
+/// once, leaving the run resumable. The handlers are installed before this
+/// returns: a signal arriving before the watcher task is first polled must
+/// not fall through to the default action (killing weir mid-run).
+fn watch_interrupts(cancel: CancellationToken, run: RunId) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
-            return;
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
         output::error("interrupted: cancelling the run (press Ctrl-C again to exit at once)");
         cancel.cancel();
-        if tokio::signal::ctrl_c().await.is_ok() {
-            output::error(&format!(
-                "exited without waiting; continue with `weir run --resume {run}`"
-            ));
-            std::process::exit(130);
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
+        output::error(&format!(
+            "exited without waiting; continue with `weir run --resume {run}`"
+        ));
+        std::process::exit(130);
     });
+    Ok(())
 }
 
 fn os_user() -> String {
@@ -200,7 +209,12 @@ async fn print_summary(engine: &weir_engine::Engine, summary: &RunSummary) {
         ));
         if let Ok(lines) = engine
             .logs()
-            .tail(summary.run.id, &task.step, task.attempt, LOG_LINES_OF_FAILURES)
+            .tail(
+                summary.run.id,
+                &task.step,
+                task.attempt,
+                LOG_LINES_OF_FAILURES,
+            )
             .await
         {
             for line in lines {

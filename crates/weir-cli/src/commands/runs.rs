@@ -50,7 +50,15 @@ pub async fn run(globals: &Globals, args: RunsArgs) -> Result<Outcome> {
         })
         .collect();
     output::text(output::table(
-        &["RUN", "PIPELINE", "STATE", "TRIGGER", "CREATED (UTC)", "DURATION", "BY"],
+        &[
+            "RUN",
+            "PIPELINE",
+            "STATE",
+            "TRIGGER",
+            "CREATED (UTC)",
+            "DURATION",
+            "BY",
+        ],
         &rows,
     ));
     Ok(Outcome::Success)

@@ -12,7 +12,7 @@ fn cases() -> Vec<PathBuf> {
     let mut cases: Vec<PathBuf> = fs_err::read_dir(&dir)
         .expect("tests/golden exists")
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("weir.yaml").is_file())
+        .filter(|p| p.is_dir())
         .collect();
     cases.sort();
     cases
@@ -55,7 +55,11 @@ fn golden_cases_match_their_expected_output() {
     let bless = std::env::var_os("WEIR_BLESS").is_some();
     let mut failures = Vec::new();
     let cases = cases();
-    assert!(cases.len() >= 15, "expected 15+ golden cases, found {}", cases.len());
+    assert!(
+        cases.len() >= 15,
+        "expected 15+ golden cases, found {}",
+        cases.len()
+    );
     for case in &cases {
         let actual = render(case);
         let expected_path = case.join("expected/output.txt");
@@ -80,12 +84,29 @@ fn golden_cases_match_their_expected_output() {
     );
 }
 
+/// Codes the built-in step kinds cannot produce yet: `multiple-actions` needs
+/// two kinds (weir-spec's own tests cover it with a second test kind). The
+/// test below fails as soon as a second kind makes the code reachable, so the
+/// exemption cannot outlive its reason.
+const NEEDS_A_SECOND_KIND: &[&str] = &["multiple-actions"];
+
+/// `unknown-kind` guards `Registry::run` against a kind it does not hold;
+/// YAML cannot reach it because weir-spec only asks the registry about kinds
+/// the registry itself listed.
+const NOT_REACHABLE_FROM_YAML: &[&str] = &["unknown-kind"];
+
 /// Every diagnostic code has a failing case that shows it.
 #[test]
 fn every_diagnostic_code_has_a_golden_case() {
     let root = repo_root().join("tests/golden");
+    let kinds = weir_spec::ActionCatalog::kinds(&weir_exec::Registry::builtin()).len();
     let mut missing = Vec::new();
-    for (code, _) in weir_spec::CODES {
+    for (code, _) in weir_spec::CODES.iter().chain(weir_exec::CODES) {
+        if (kinds == 1 && NEEDS_A_SECOND_KIND.contains(code))
+            || NOT_REACHABLE_FROM_YAML.contains(code)
+        {
+            continue;
+        }
         let expected = root.join(format!("check-{code}/expected/output.txt"));
         let shown = fs_err::read_to_string(&expected)
             .map(|text| text.contains(&format!("weir::{code}")))

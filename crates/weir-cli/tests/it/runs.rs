@@ -77,8 +77,15 @@ steps:
     let out = p.weir(&["run", "mixed", "--concurrency", "4"]).unwrap();
     let took = started.elapsed();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "a failed run exits 1:\n{stdout}");
-    assert!(took < Duration::from_secs(20), "timeout did not kill `sleep 30`");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed run exits 1:\n{stdout}"
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "timeout did not kill `sleep 30`"
+    );
 
     let show = p.show_json(run_id(&out.stdout)).unwrap();
     assert_eq!(show["run"]["state"], "failed");
@@ -87,8 +94,16 @@ steps:
     assert_eq!(s("start"), ["succeeded"]);
     assert_eq!(s("left"), ["succeeded"]);
     assert_eq!(s("right"), ["succeeded"]);
-    assert_eq!(s("flaky"), ["failed", "succeeded"], "flaky succeeds on attempt 2");
-    assert_eq!(s("join"), ["succeeded"], "an independent branch keeps running");
+    assert_eq!(
+        s("flaky"),
+        ["failed", "succeeded"],
+        "flaky succeeds on attempt 2"
+    );
+    assert_eq!(
+        s("join"),
+        ["succeeded"],
+        "an independent branch keeps running"
+    );
     assert_eq!(s("slow"), ["failed"]);
     assert_eq!(s("broken"), ["failed"]);
     assert_eq!(s("after_broken"), ["upstream_failed"]);
@@ -96,10 +111,18 @@ steps:
 
     let by_step: HashMap<String, Value> = tasks(&show)
         .into_iter()
-        .map(|t| (format!("{}#{}", t["step"].as_str().unwrap(), t["attempt"]), t))
+        .map(|t| {
+            (
+                format!("{}#{}", t["step"].as_str().unwrap(), t["attempt"]),
+                t,
+            )
+        })
         .collect();
     assert!(
-        by_step["slow#1"]["error"].as_str().unwrap().contains("timed out"),
+        by_step["slow#1"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out"),
         "{:?}",
         by_step["slow#1"]["error"]
     );
@@ -115,12 +138,17 @@ steps:
     assert!(m["max_rss_kib"].as_u64().unwrap() > 0, "{m}");
 
     // The summary shows the failure with its last log lines.
-    assert!(stdout.contains("step `broken` failed (attempt 1): exit code 3"), "{stdout}");
+    assert!(
+        stdout.contains("step `broken` failed (attempt 1): exit code 3"),
+        "{stdout}"
+    );
     assert!(stdout.contains("  | about to fail"), "{stdout}");
     assert!(stdout.contains("weir run --resume"), "{stdout}");
 
     // Logs are stored per attempt.
-    let logs = p.weir(&["logs", &show["run"]["id"].to_string(), "flaky"]).unwrap();
+    let logs = p
+        .weir(&["logs", &show["run"]["id"].to_string(), "flaky"])
+        .unwrap();
     let logs = String::from_utf8_lossy(&logs.stdout);
     assert!(logs.contains("[flaky#1] attempt 1"), "{logs}");
     assert!(logs.contains("[flaky#2] attempt 2"), "{logs}");
@@ -129,8 +157,10 @@ steps:
 #[test]
 fn params_and_environment_reach_templates_and_processes() {
     let p = project();
-    p.write("weir.yaml", "name: test\nenvironment: dev\n").unwrap();
-    p.write("environments/dev.yaml", "vars:\n  REGION: eu-west\n").unwrap();
+    p.write("weir.yaml", "name: test\nenvironment: dev\n")
+        .unwrap();
+    p.write("environments/dev.yaml", "vars:\n  REGION: eu-west\n")
+        .unwrap();
     p.write(
         "pipelines/p.yaml",
         r#"name: p
@@ -159,14 +189,26 @@ steps:
         .env("LEAKED_SECRET", "s3cr3t")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let id = run_id(&out.stdout).to_string();
     let logs = String::from_utf8_lossy(&p.weir(&["logs", &id]).unwrap().stdout).to_string();
-    assert!(logs.contains(&format!("templ n=7 who=ana region=eu-west run={id}")), "{logs}");
+    assert!(
+        logs.contains(&format!("templ n=7 who=ana region=eu-west run={id}")),
+        "{logs}"
+    );
     assert!(logs.contains("env n=7 who=ana region=eu-west"), "{logs}");
-    assert!(logs.contains("home-secret=unset"), "the task environment is clean: {logs}");
+    assert!(
+        logs.contains("home-secret=unset"),
+        "the task environment is clean: {logs}"
+    );
 
-    let bad = p.weir(&["run", "p", "--param", "who=x", "--param", "n=seven"]).unwrap();
+    let bad = p
+        .weir(&["run", "p", "--param", "who=x", "--param", "n=seven"])
+        .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("seven"));
 }
@@ -206,7 +248,10 @@ fn resume_after_sigkill_never_reruns_a_succeeded_step() {
     let killed = child.wait_with_output().unwrap();
     let id = run_id(&killed.stdout);
     let before = p.show_json(id).unwrap();
-    assert_eq!(before["run"]["state"], "running", "a killed run stays resumable");
+    assert_eq!(
+        before["run"]["state"], "running",
+        "a killed run stays resumable"
+    );
     let succeeded_before: Vec<String> = tasks(&before)
         .iter()
         .filter(|t| t["state"] == "succeeded")
@@ -262,7 +307,11 @@ steps:
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while p.read("child.pid").map(|s| s.trim().is_empty()).unwrap_or(true) {
+    while p
+        .read("child.pid")
+        .map(|s| s.trim().is_empty())
+        .unwrap_or(true)
+    {
         assert!(Instant::now() < deadline, "the step never started");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -319,7 +368,11 @@ fn init_creates_a_project_that_runs() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let id = run_id(&run.stdout);
     let report = fs_err::read_to_string(dir.join(format!("out/run-{id}/report.txt"))).unwrap();
     assert!(report.starts_with("Top 5 countries by revenue"), "{report}");

@@ -1,3 +1,7 @@
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test binary: a panic is a failed test"
+)]
 //! weir-exec against real bash, python3 and the kernel: no mocks.
 
 mod process;

@@ -18,7 +18,10 @@ async fn stdout_and_stderr_are_streamed_line_by_line_in_order() {
     assert_eq!(exit.code, Some(0));
     assert_eq!(exit.signal, None);
     assert!(exit.success());
-    assert_eq!(lines.of(LogStream::Stdout), ["out1", "out2", "out3", "no newline"]);
+    assert_eq!(
+        lines.of(LogStream::Stdout),
+        ["out1", "out2", "out3", "no newline"]
+    );
     assert_eq!(lines.of(LogStream::Stderr), ["err1", "err2", "err3"]);
     assert!(lines.of(LogStream::System).is_empty());
 }
@@ -33,9 +36,13 @@ async fn exit_codes_and_signals_are_reported() {
     assert_eq!((exit.code, exit.signal), (Some(3), None));
     assert_eq!(exit.to_string(), "exit code 3");
 
-    let exit = run_process(&bash("kill -KILL $$", dir.path()), &Lines::default(), &cancel)
-        .await
-        .unwrap();
+    let exit = run_process(
+        &bash("kill -KILL $$", dir.path()),
+        &Lines::default(),
+        &cancel,
+    )
+    .await
+    .unwrap();
     assert_eq!((exit.code, exit.signal), (None, Some(9)));
     assert_eq!(exit.to_string(), "killed by signal SIGKILL (9)");
 }
@@ -53,7 +60,11 @@ async fn invalid_utf8_and_huge_lines_are_logged_lossily_and_in_chunks() {
     assert_eq!(out.last().unwrap(), "after");
     let chunks = &out[1..out.len() - 1];
     assert!(chunks.len() >= 4, "200000 bytes in {} chunks", chunks.len());
-    assert!(chunks.iter().all(|c| c.len() <= weir_exec::process::MAX_LINE_BYTES));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.len() <= weir_exec::process::MAX_LINE_BYTES)
+    );
     assert_eq!(chunks.concat(), "x".repeat(200_000));
 }
 
@@ -61,9 +72,13 @@ async fn invalid_utf8_and_huge_lines_are_logged_lossily_and_in_chunks() {
 async fn metering_measures_the_childs_cpu_time() {
     let dir = tempfile::tempdir().unwrap();
     let script = "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done";
-    let exit = run_process(&bash(script, dir.path()), &Lines::default(), &CancellationToken::new())
-        .await
-        .unwrap();
+    let exit = run_process(
+        &bash(script, dir.path()),
+        &Lines::default(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     let m = exit.metering;
     assert!(m.cpu_user_s > 0.1, "{m:?}");
     assert!(m.wall_s >= m.cpu_user_s * 0.5, "{m:?}");
@@ -74,9 +89,13 @@ async fn metering_measures_the_childs_cpu_time() {
 async fn metering_measures_the_childs_peak_memory() {
     let dir = tempfile::tempdir().unwrap();
     let script = r#"python3 -c "b = bytearray(200 * 1024 * 1024)""#;
-    let exit = run_process(&bash(script, dir.path()), &Lines::default(), &CancellationToken::new())
-        .await
-        .unwrap();
+    let exit = run_process(
+        &bash(script, dir.path()),
+        &Lines::default(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(exit.code, Some(0));
     assert!(exit.metering.max_rss_kib > 150_000, "{:?}", exit.metering);
 }
@@ -100,7 +119,10 @@ async fn a_timeout_kills_the_whole_process_group() {
     assert_eq!(after, Duration::from_millis(300));
     assert!(metering.wall_s >= 0.3, "{metering:?}");
     // bash dies of SIGTERM at once; the grace is an upper bound, not a wait.
-    assert!(elapsed < Duration::from_millis(300) + Duration::from_secs(2), "{elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(300) + Duration::from_secs(2),
+        "{elapsed:?}"
+    );
     assert!(dies(read_pid(&pidfile).await), "the grandchild survived");
     let system = lines.of(LogStream::System);
     assert!(system[0].contains("timed out after 0.300s"), "{system:?}");
@@ -109,9 +131,12 @@ async fn a_timeout_kills_the_whole_process_group() {
 #[tokio::test]
 async fn a_process_ignoring_sigterm_gets_sigkill_after_the_grace() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = bash("trap '' TERM; sleep 30 & echo $! > child.pid; wait", dir.path())
-        .timeout(Some(Duration::from_millis(200)))
-        .kill_grace(Duration::from_millis(300));
+    let spec = bash(
+        "trap '' TERM; sleep 30 & echo $! > child.pid; wait",
+        dir.path(),
+    )
+    .timeout(Some(Duration::from_millis(200)))
+    .kill_grace(Duration::from_millis(300));
     let lines = Lines::default();
     let error = run_process(&spec, &lines, &CancellationToken::new())
         .await
@@ -152,11 +177,17 @@ async fn cancellation_kills_the_whole_process_group() {
 #[tokio::test]
 async fn dropping_the_future_kills_the_whole_process_group() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = bash("echo $$ > main.pid; sleep 300 & echo $! > grandchild.pid; wait", dir.path());
+    let spec = bash(
+        "echo $$ > main.pid; sleep 300 & echo $! > grandchild.pid; wait",
+        dir.path(),
+    );
     let (lines, cancel) = (Lines::default(), CancellationToken::new());
     let run = run_process(&spec, &lines, &cancel);
     let dropped = tokio::time::timeout(Duration::from_millis(500), run).await;
-    assert!(dropped.is_err(), "the process should still have been running");
+    assert!(
+        dropped.is_err(),
+        "the process should still have been running"
+    );
     let main = read_pid(&dir.path().join("main.pid")).await;
     let grandchild = read_pid(&dir.path().join("grandchild.pid")).await;
     assert!(dies(main), "the main process survived");
@@ -166,7 +197,10 @@ async fn dropping_the_future_kills_the_whole_process_group() {
 #[tokio::test]
 async fn a_background_grandchild_holding_stdout_does_not_hang_the_task() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = bash("(sleep 300; echo never) & echo $! > bg.pid; echo main done", dir.path());
+    let spec = bash(
+        "(sleep 300; echo never) & echo $! > bg.pid; echo main done",
+        dir.path(),
+    );
     let lines = Lines::default();
     // A hang guard, not a performance assertion: without the group kill this
     // would wait for `sleep 300`.
@@ -215,7 +249,11 @@ async fn the_environment_is_clean_and_carries_weir_variables() {
         ("WEIR_PARAM_REGION", "eu west"),
         ("WEIR_PARAM_TAGS", r#"["a","b"]"#),
     ] {
-        assert_eq!(env.get(name).map(String::as_str), Some(value), "{name} in {env:?}");
+        assert_eq!(
+            env.get(name).map(String::as_str),
+            Some(value),
+            "{name} in {env:?}"
+        );
     }
     assert_eq!(env.get("PATH"), std::env::var("PATH").ok().as_ref());
     // Only the allowlist, the environment's vars, weir's own and what bash
@@ -236,9 +274,13 @@ async fn the_environment_is_clean_and_carries_weir_variables() {
 async fn the_process_runs_in_its_working_directory() {
     let dir = tempfile::tempdir().unwrap();
     let lines = Lines::default();
-    run_process(&bash("pwd -P", dir.path()), &lines, &CancellationToken::new())
-        .await
-        .unwrap();
+    run_process(
+        &bash("pwd -P", dir.path()),
+        &lines,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     let expected = dir.path().canonicalize().unwrap();
     assert_eq!(lines.of(LogStream::Stdout), [expected.to_str().unwrap()]);
 }
@@ -251,16 +293,25 @@ async fn a_missing_program_is_a_spawn_error() {
         .await
         .unwrap_err();
     assert!(matches!(error, ActionError::Spawn { .. }), "{error:?}");
-    assert!(error.to_string().contains("`/nonexistent/weir-no-such-program`"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("`/nonexistent/weir-no-such-program`"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
 async fn a_finished_process_leaves_no_zombie() {
     let dir = tempfile::tempdir().unwrap();
     let lines = Lines::default();
-    run_process(&bash("echo $$", dir.path()), &lines, &CancellationToken::new())
-        .await
-        .unwrap();
+    run_process(
+        &bash("echo $$", dir.path()),
+        &lines,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     let pid: u32 = lines.of(LogStream::Stdout)[0].parse().unwrap();
     // Reaped by us, so there is not even a zombie left.
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());

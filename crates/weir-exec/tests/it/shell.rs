@@ -84,13 +84,19 @@ async fn cancelling_the_run_cancels_the_task() {
 async fn unknown_kinds_and_bad_specs_are_invalid_specs() {
     let registry = Registry::builtin();
     let (cx, _dir) = context(Arc::default());
-    let error = registry.run("shel", json!("true"), cx.clone()).await.unwrap_err();
+    let error = registry
+        .run("shel", json!("true"), cx.clone())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&error, ActionError::InvalidSpec { kind, message }
             if kind == "shel" && message == "unknown step kind `shel`; known kinds: shell"),
         "{error:?}"
     );
-    let error = registry.run("shell", json!({"cmd": "true"}), cx).await.unwrap_err();
+    let error = registry
+        .run("shell", json!({"cmd": "true"}), cx)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&error, ActionError::InvalidSpec { kind, .. } if kind == "shell"),
         "{error:?}"
