@@ -7,7 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use std::sync::LazyLock;
+
 use anyhow::{Context, Result};
+use regex::Regex;
 
 /// A weir project in a temporary folder, removed on drop.
 pub struct TestProject {
@@ -92,46 +95,15 @@ impl TestProject {
     }
 }
 
-/// `1.23s`, `12m03s` → `[T]`, so golden files do not depend on speed.
+/// `1.23s`, `12m03s` → `[T]` and `3.2 MiB` → `[MEM]`, so golden files do
+/// not depend on the machine's speed or the allocator.
 pub fn replace_durations(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let chars: Vec<char> = text.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let start_ok = i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '.');
-        if start_ok && chars[i].is_ascii_digit() {
-            let mut j = i;
-            while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == '.') {
-                j += 1;
-            }
-            let mut k = j;
-            // `2m03s`, as `weir` prints durations over a minute.
-            if k < chars.len() && chars[k] == 'm' {
-                let mut m = k + 1;
-                while m < chars.len() && chars[m].is_ascii_digit() {
-                    m += 1;
-                }
-                if m == k + 3 && m < chars.len() && chars[m] == 's' {
-                    k = m;
-                }
-            }
-            let is_duration = k < chars.len()
-                && chars[k] == 's'
-                && (k + 1 >= chars.len() || !chars[k + 1].is_alphanumeric())
-                && chars[i..j].contains(&'.') | (k > j);
-            if is_duration {
-                out.push_str("[T]");
-                i = k + 1;
-                continue;
-            }
-            out.extend(&chars[i..j]);
-            i = j;
-            continue;
-        }
-        out.push(chars[i]);
-        i += 1;
-    }
-    out
+    static DURATION: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"\b(\d+\.\d+s|\d+m\d\ds)\b").expect("valid regex"));
+    static MEMORY: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"\b\d+(\.\d+)? (KiB|MiB|GiB)\b").expect("valid regex"));
+    let text = DURATION.replace_all(text, "[T]");
+    MEMORY.replace_all(&text, "[MEM]").into_owned()
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
@@ -171,6 +143,7 @@ mod tests {
             "run 12 succeeded in [T], step [T]; 3 steps, v1.5, 1h30m, 5m"
         );
         assert_eq!(replace_durations("[  0.12s] clean"), "[  [T]] clean");
+        assert_eq!(replace_durations("0.01s  3.2 MiB"), "[T]  [MEM]");
         assert_eq!(
             replace_durations("timeout: 5x at 3:4"),
             "timeout: 5x at 3:4"
