@@ -136,6 +136,12 @@ impl Engine {
             .run(run_id)
             .await?
             .ok_or(Error::RunNotFound(run_id))?;
+        if run.state == RunState::Succeeded {
+            return Err(Error::AlreadySucceeded {
+                run: run_id,
+                state: run.state,
+            });
+        }
         let now = Utc::now();
         let stale_before = match &run.owner {
             Some(owner) if owner_is_dead_here(owner) => now + chrono::Duration::seconds(1),
@@ -170,12 +176,6 @@ impl Engine {
             })?;
         let environments = self.load_environments(run, &plan)?;
         let mut slots = self.slots(run, &plan).await?;
-        if run.state == RunState::Succeeded {
-            return Err(Error::AlreadySucceeded {
-                run: run.id,
-                state: run.state,
-            });
-        }
 
         let mut batch = Batch::default();
         let now = Utc::now();

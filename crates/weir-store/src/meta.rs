@@ -115,9 +115,10 @@ impl TaskUpdate {
 }
 
 /// A state change of a run. Entering `running` sets `started_at` (if unset),
-/// a terminal state sets `finished_at` and clears `owner` (and its
-/// `heartbeat_at`). Updating a run that does not exist fails the whole
-/// transition with [`crate::Error::RunNotFound`].
+/// a terminal state sets `finished_at` and clears `owner`; a live state
+/// clears `finished_at` (a resumed run is not finished). Updating a run that
+/// does not exist fails the whole transition with
+/// [`crate::Error::RunNotFound`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunUpdate {
     pub id: RunId,
@@ -192,7 +193,8 @@ pub trait MetaStore: Send + Sync {
     /// Takes ownership of a run for `owner` if it has no owner or its
     /// owner's heartbeat is older than `stale_before`. Returns whether it did.
     /// Re-claiming a run one already owns succeeds (and refreshes the
-    /// heartbeat); a finished (terminal) or missing run is never claimed.
+    /// heartbeat). A failed or cancelled run can be claimed (resuming
+    /// re-opens it); a succeeded or missing run is never claimed.
     async fn claim_run(
         &self,
         id: RunId,

@@ -328,7 +328,7 @@ impl MetaStore for PostgresStore {
             let done = sqlx::query(
                 "UPDATE runs SET state = $1, \
                  started_at = COALESCE(started_at, $2), \
-                 finished_at = COALESCE($3, finished_at), \
+                 finished_at = $3, \
                  owner = CASE WHEN $4 THEN NULL ELSE owner END, \
                  heartbeat_at = CASE WHEN $4 THEN NULL ELSE heartbeat_at END \
                  WHERE id = $5",
@@ -425,7 +425,7 @@ impl MetaStore for PostgresStore {
         let done = sqlx::query(
             "UPDATE runs SET owner = $1, heartbeat_at = $2 \
              WHERE id = $3 \
-             AND state NOT IN ('succeeded', 'failed', 'cancelled') \
+             AND state <> 'succeeded' \
              AND (owner IS NULL OR owner = $1 OR heartbeat_at IS NULL OR heartbeat_at < $4)",
         )
         .bind(owner)

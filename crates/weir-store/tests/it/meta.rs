@@ -26,6 +26,7 @@ crate::conformance!(
     terminal_run_update_clears_owner,
     concurrent_appliers_exactly_one_wins,
     reopening_keeps_everything,
+    failed_and_cancelled_runs_can_be_claimed_for_resume,
 );
 
 fn task<'a>(tasks: &'a [TaskRow], step: &str, attempt: u32) -> &'a TaskRow {
@@ -766,6 +767,58 @@ async fn terminal_run_update_clears_owner(db: &TestDb) {
             .expect("claim"),
         "a finished run is never claimed"
     );
+}
+
+/// `weir run --resume` re-opens failed and cancelled runs, so they must be
+/// claimable; only a succeeded run has nothing left to do.
+async fn failed_and_cancelled_runs_can_be_claimed_for_resume(db: &TestDb) {
+    let store = &db.store;
+    for end in [RunState::Failed, RunState::Cancelled] {
+        let (run, _) = store
+            .create_run(new_run("default", "p", at(0)), Vec::new())
+            .await
+            .expect("create_run");
+        assert!(
+            store
+                .claim_run(run.id, "p1", at(1), at(0))
+                .await
+                .expect("claim")
+        );
+        store
+            .apply(Transition {
+                runs: vec![RunUpdate {
+                    id: run.id,
+                    to: end,
+                    at: at(2),
+                }],
+                ..Transition::default()
+            })
+            .await
+            .expect("finish");
+        assert!(
+            store
+                .claim_run(run.id, "p2", at(3), at(3))
+                .await
+                .expect("claim"),
+            "a {end} run is claimable for resume"
+        );
+        let row = store.run(run.id).await.expect("run").expect("exists");
+        assert_eq!(row.owner.as_deref(), Some("p2"));
+        assert_eq!(row.finished_at, Some(at(2)));
+        store
+            .apply(Transition {
+                runs: vec![RunUpdate {
+                    id: run.id,
+                    to: RunState::Running,
+                    at: at(4),
+                }],
+                ..Transition::default()
+            })
+            .await
+            .expect("re-open");
+        let row = store.run(run.id).await.expect("run").expect("exists");
+        assert_eq!(row.finished_at, None, "a re-opened run is not finished");
+    }
 }
 
 async fn concurrent_appliers_exactly_one_wins(db: &TestDb) {
