@@ -3,6 +3,7 @@
 
 mod golden;
 mod runs;
+mod schema;
 
 use weir_test::TestProject;
 
