@@ -51,6 +51,12 @@ fn main() -> Result<()> {
                 format!("{:.2}x", median.overhead_ms / 1.0),
             ]);
             rows.push(vec![
+                format!("{} on {backend}: weir's own CPU/step", workload.name()),
+                format!("{:.3} ms", median.engine_cpu_ms),
+                "1.000 ms (budget)".to_owned(),
+                format!("{:.2}x", median.engine_cpu_ms / 1.0),
+            ]);
+            rows.push(vec![
                 format!("{} on {backend}: run wall", workload.name()),
                 format!("{:.3} s", median.run_wall_s),
                 format!("{:.3} s in children", median.child_wall_s),
@@ -143,6 +149,8 @@ impl Workload {
 
 struct Sample {
     overhead_ms: f64,
+    /// CPU weir itself used per step (its whole process, start-up included).
+    engine_cpu_ms: f64,
     run_wall_s: f64,
     child_wall_s: f64,
     process_wall_s: f64,
@@ -169,9 +177,12 @@ fn measure(weir: &Path, workload: Workload, postgres_admin: Option<&str>) -> Res
         cmd
     };
     let concurrency = workload.concurrency().to_string();
+    let cpu_before = children_cpu_s()?;
     let started = Instant::now();
     let out = weir_cmd(&["run", "bench", "--concurrency", &concurrency]).output()?;
     let process_wall_s = started.elapsed().as_secs_f64();
+    // weir and every process it waited for (its tasks).
+    let tree_cpu_s = children_cpu_s()? - cpu_before;
     ensure!(
         out.status.success(),
         "weir run failed:\n{}\n{}",
@@ -193,6 +204,13 @@ fn measure(weir: &Path, workload: Workload, postgres_admin: Option<&str>) -> Res
         .iter()
         .map(|t| t["metering"]["wall_s"].as_f64().unwrap_or(0.0))
         .sum();
+    let task_cpu_s: f64 = tasks
+        .iter()
+        .map(|t| {
+            t["metering"]["cpu_user_s"].as_f64().unwrap_or(0.0)
+                + t["metering"]["cpu_sys_s"].as_f64().unwrap_or(0.0)
+        })
+        .sum();
     let steps = tasks.len() as f64;
     let slots = workload.concurrency() as f64;
     if let (Some(admin), Some(db)) = (postgres_admin, &database) {
@@ -200,10 +218,19 @@ fn measure(weir: &Path, workload: Workload, postgres_admin: Option<&str>) -> Res
     }
     Ok(Sample {
         overhead_ms: (slots * run_wall_s - child_wall_s) / steps * 1000.0,
+        engine_cpu_ms: (tree_cpu_s - task_cpu_s) / steps * 1000.0,
         run_wall_s,
         child_wall_s,
         process_wall_s,
     })
+}
+
+/// User + system CPU of this process's waited-for children, in seconds.
+fn children_cpu_s() -> Result<f64> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_CHILDREN)?;
+    let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    Ok(seconds(usage.user_time()) + seconds(usage.system_time()))
 }
 
 fn seconds_between(start: &Value, end: &Value) -> Result<f64> {

@@ -17,11 +17,17 @@ mod render;
 
 /// weir: a data processing engine and pipeline orchestrator.
 #[derive(Debug, Parser)]
-#[command(name = "weir", version, about, propagate_version = true)]
+#[command(name = "weir", version, propagate_version = true)]
 struct Cli {
     /// Project folder (the one holding `weir.yaml`); default: the current
     /// folder or the nearest parent with a `weir.yaml`.
-    #[arg(long, short = 'p', global = true, env = "WEIR_PROJECT")]
+    #[arg(
+        long,
+        short = 'p',
+        global = true,
+        env = "WEIR_PROJECT",
+        hide_env_values = true
+    )]
     project: Option<PathBuf>,
 
     /// Metadata store: `sqlite://PATH` or `postgres://...`; default:

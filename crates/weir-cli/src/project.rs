@@ -46,3 +46,16 @@ impl Globals {
             .context("cannot open the project's stores")
     }
 }
+
+/// A run with all its tasks; an unknown id says where to find the real ones.
+pub async fn run_summary(
+    engine: &Engine,
+    run: weir_types::RunId,
+) -> Result<weir_engine::RunSummary> {
+    match engine.summary(run).await {
+        Err(weir_engine::Error::RunNotFound(_)) => Err(anyhow!(
+            "run {run} does not exist in this project\n  hint: `weir runs` lists its runs"
+        )),
+        other => Ok(other?),
+    }
+}

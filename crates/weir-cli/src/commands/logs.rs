@@ -31,7 +31,7 @@ pub async fn run(globals: &Globals, args: LogsArgs) -> Result<Outcome> {
     let engine = globals.engine().await?;
     let mut printed: HashMap<(String, u32), usize> = HashMap::new();
     loop {
-        let summary = engine.summary(args.run).await?;
+        let summary = crate::project::run_summary(&engine, args.run).await?;
         if let Some(step) = &args.step
             && !summary.tasks.iter().any(|t| &t.step == step)
         {

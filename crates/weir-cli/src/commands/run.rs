@@ -44,7 +44,7 @@ pub async fn run(globals: &Globals, args: RunArgs) -> Result<Outcome> {
         },
     };
     let engine = globals.engine().await?;
-    let existing = engine.summary(run_id).await?;
+    let existing = crate::project::run_summary(&engine, run_id).await?;
     let steps: Vec<String> = existing
         .latest_tasks()
         .iter()

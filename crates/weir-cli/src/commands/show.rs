@@ -19,7 +19,7 @@ pub struct ShowArgs {
 
 pub async fn run(globals: &Globals, args: ShowArgs) -> Result<Outcome> {
     let engine = globals.engine().await?;
-    let summary = engine.summary(args.run).await?;
+    let summary = crate::project::run_summary(&engine, args.run).await?;
     if args.json {
         let value = serde_json::json!({ "run": summary.run, "tasks": summary.tasks });
         output::line(serde_json::to_string_pretty(&value)?);

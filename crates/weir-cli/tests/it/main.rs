@@ -2,8 +2,11 @@
 //! projects, run behaviour, crash recovery, output snapshots.
 
 mod golden;
+mod logs_follow;
+mod postgres;
 mod runs;
 mod schema;
+mod snapshots;
 
 use weir_test::TestProject;
 

@@ -330,7 +330,7 @@ steps:
     assert_eq!(states["sleeper"], ["cancelled"]);
     assert_eq!(states["later"], ["cancelled"]);
     assert!(
-        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        process_ends(&pid, Duration::from_secs(5)),
         "the step's background child {pid} survived"
     );
 }
@@ -380,4 +380,22 @@ fn init_creates_a_project_that_runs() {
     // A second init into the same folder is refused.
     let again = p.weir(&["init", dir.to_str().unwrap()]).unwrap();
     assert_eq!(again.status.code(), Some(1));
+}
+
+/// Whether the process is gone (or a zombie: killed, waiting to be reaped by
+/// whoever inherited it) within `within`.
+fn process_ends(pid: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // `pid (comm) STATE ...`; comm may contain spaces, STATE follows the last `)`.
+        let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+        if stat.is_empty() || state == Some(Some('Z')) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
