@@ -204,7 +204,7 @@ pub async fn run_process(
         source,
     };
 
-    let mut command = Command::new(&spec.program);
+    let mut command = Command::new(resolve_program(&spec.program, &spec.env));
     command
         .args(&spec.args)
         .env_clear()
@@ -613,5 +613,74 @@ mod tests {
     fn param_names_become_env_names() {
         assert_eq!(env_name("min_amount"), "MIN_AMOUNT");
         assert_eq!(env_name("run-date.v2"), "RUN_DATE_V2");
+    }
+}
+
+/// The program to execute: as given when it is a path, else the first
+/// executable of that name on the child's `PATH` (the child's, not weir's:
+/// its environment is replaced), else the name unchanged so the spawn error
+/// names it.
+///
+/// Resolving it here also keeps spawning cheap: std can only use
+/// `posix_spawn` (vfork-like) when the program is a path or `PATH` is not
+/// overridden; otherwise it `fork`s, copying weir's page tables for every
+/// task, which profiling showed as the largest remaining per-task cost.
+fn resolve_program(program: &str, env: &BTreeMap<String, String>) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    if program.contains('/') {
+        return PathBuf::from(program);
+    }
+    let path = env
+        .get("PATH")
+        .cloned()
+        .or_else(|| std::env::var("PATH").ok())
+        .unwrap_or_default();
+    std::env::split_paths(&path)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            candidate
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| PathBuf::from(program))
+}
+
+#[cfg(test)]
+mod resolve_tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    fn env_with_path(path: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([("PATH".to_owned(), path.to_owned())])
+    }
+
+    #[test]
+    fn programs_are_found_on_the_childs_path_not_weirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("weir-only-here");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let env = env_with_path(&format!("/nonexistent:{}", dir.path().display()));
+        assert_eq!(resolve_program("weir-only-here", &env), tool);
+        assert!(resolve_program("bash", &env_with_path("/usr/bin:/bin")).is_absolute());
+    }
+
+    #[test]
+    fn non_executables_relative_entries_and_unknown_names_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("data.txt"), "x").unwrap();
+        let env = env_with_path(&dir.path().display().to_string());
+        assert_eq!(resolve_program("data.txt", &env), PathBuf::from("data.txt"));
+        // `.` on PATH would make the task's working directory decide.
+        assert_eq!(
+            resolve_program("bash", &env_with_path(".")),
+            PathBuf::from("bash")
+        );
+        assert_eq!(
+            resolve_program("./local-script", &env),
+            PathBuf::from("./local-script")
+        );
     }
 }

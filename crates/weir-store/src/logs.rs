@@ -43,18 +43,14 @@ impl LogStore {
     }
 
     /// Starts (or, for a resumed task, continues) the log of one attempt.
+    ///
+    /// The spool file is created by the first line: most tasks of a big
+    /// fan-out print nothing, and creating a file per task was measured as
+    /// the largest part of weir's own per-task CPU on ext4 (bench/README.md).
     pub fn writer(&self, run: RunId, step: &str, attempt: u32) -> Result<TaskLogWriter> {
         let path = self.spool_path(run, step, attempt)?;
-        if let Some(dir) = path.parent() {
-            fs_err::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let file = fs_err::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
         Ok(TaskLogWriter {
-            file: Mutex::new(file),
+            file: Mutex::new(None),
             path,
             key: blob_key(run, step, attempt),
             blobs: self.blobs.clone(),
@@ -129,13 +125,14 @@ impl LogStore {
         }
     }
 
+    /// `<spool>/<run>/<step>.<attempt>.log`: one directory per run, not per
+    /// step, as every directory costs an inode (step names have no `.`).
     fn spool_path(&self, run: RunId, step: &str, attempt: u32) -> Result<PathBuf> {
         check_step(step)?;
         Ok(self
             .spool_dir
             .join(run.to_string())
-            .join(step)
-            .join(format!("{attempt}.log")))
+            .join(format!("{step}.{attempt}.log")))
     }
 }
 
@@ -143,7 +140,8 @@ impl LogStore {
 /// pump the child's stdout and stderr (`&self`, `Sync`).
 #[derive(Debug)]
 pub struct TaskLogWriter {
-    file: Mutex<fs_err::File>,
+    /// `None` until the first line.
+    file: Mutex<Option<fs_err::File>>,
     path: PathBuf,
     key: String,
     blobs: BlobStore,
@@ -169,7 +167,15 @@ impl TaskLogWriter {
             .file
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Err(error) = file.write_all(line.as_bytes()) {
+        let written = match &mut *file {
+            Some(f) => f.write_all(line.as_bytes()),
+            None => self.create_spool().and_then(|mut f| {
+                let result = f.write_all(line.as_bytes());
+                *file = Some(f);
+                result
+            }),
+        };
+        if let Err(error) = written {
             drop(file);
             let before = self.errors.fetch_add(1, Ordering::Relaxed);
             if before == 0 {
@@ -178,12 +184,22 @@ impl TaskLogWriter {
         }
     }
 
+    fn create_spool(&self) -> std::io::Result<fs_err::File> {
+        if let Some(dir) = self.path.parent() {
+            fs_err::create_dir_all(dir)?;
+        }
+        fs_err::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+    }
+
     /// How many lines could not be written.
     pub fn errors(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)
     }
 
-    /// The spool file being written.
+    /// The spool file being written (created by the first line).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -195,6 +211,10 @@ impl TaskLogWriter {
             .file
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(file) = file else {
+            // Nothing was written: no spool file, nothing to store.
+            return Ok(());
+        };
         drop(file);
         let bytes = tokio::fs::read(&self.path)
             .await
@@ -205,15 +225,10 @@ impl TaskLogWriter {
         tokio::fs::remove_file(&self.path)
             .await
             .map_err(|e| Error::io(&self.path, e))?;
-        // Tidy the now empty `<run>/<step>/` and `<run>/` directories; they
-        // are not empty while other attempts or steps still write.
-        let mut dir = self.path.parent();
-        for _ in 0..2 {
-            let Some(d) = dir else { break };
-            if std::fs::remove_dir(d).is_err() {
-                break;
-            }
-            dir = d.parent();
+        // Tidy the run's spool directory once its last live log is gone; it
+        // is not empty while other tasks of the run still write.
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
         }
         Ok(())
     }

@@ -32,7 +32,7 @@ impl Fixture {
     fn spool(&self, run: i64, step: &str, attempt: u32) -> PathBuf {
         self.dir
             .path()
-            .join(format!("spool/{run}/{step}/{attempt}.log"))
+            .join(format!("spool/{run}/{step}.{attempt}.log"))
     }
 }
 
@@ -258,7 +258,7 @@ async fn attempts_and_steps_are_separate_logs() {
     a2.append("stdout", "a2");
     b1.append("stdout", "b1");
     a1.finish().await.expect("finish");
-    // `a`'s directory still holds attempt 2: finishing attempt 1 keeps it.
+    // The run's directory still holds attempt 2: finishing attempt 1 keeps it.
     assert!(f.spool(2, "a", 2).is_file());
     assert_eq!(
         texts(&f.logs.read(RunId(2), "a", 1).await.expect("read")),
@@ -291,4 +291,28 @@ async fn unsafe_step_names_are_rejected() {
         );
         assert!(f.logs.read(RunId(1), step, 1).await.is_err());
     }
+}
+
+/// Most tasks of a large fan-out print nothing; they must not cost a file.
+#[tokio::test]
+async fn a_silent_task_creates_no_spool_file_and_no_blob() {
+    let f = Fixture::new();
+    let writer = f.logs.writer(RunId(11), "quiet", 1).expect("writer");
+    assert!(!f.spool(11, "quiet", 1).exists(), "created before any line");
+    assert!(!f.dir.path().join("spool/11").exists());
+    writer.finish().await.expect("finish");
+    assert!(
+        f.blobs
+            .get("logs/11/quiet/1.log")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        f.logs
+            .read(RunId(11), "quiet", 1)
+            .await
+            .expect("read")
+            .is_empty()
+    );
 }
