@@ -173,11 +173,12 @@ impl Engine {
     /// (step names have no `.`); every directory costs an inode allocation,
     /// which profiling showed to dominate weir's per-task CPU on ext4.
     pub(crate) fn work_dir(&self, run: RunId, step: &str, attempt: u32) -> PathBuf {
-        self.config
-            .state_dir
-            .join("work")
-            .join(run.to_string())
-            .join(format!("{step}.{attempt}"))
+        self.run_work_dir(run).join(format!("{step}.{attempt}"))
+    }
+
+    /// The folder holding the working directories of a run's tasks.
+    pub(crate) fn run_work_dir(&self, run: RunId) -> PathBuf {
+        self.config.state_dir.join("work").join(run.to_string())
     }
 }
 

@@ -179,7 +179,14 @@ impl Engine {
 
         let mut batch = Batch::default();
         let now = Utc::now();
-        recover_interrupted(run.id, &mut slots, &mut batch, now);
+        // Attempts still `running` belonged to a process that died; theirs
+        // may live on and must not overlap with the new attempts.
+        let leftovers = if slots.iter().any(|s| s.state == TaskState::Running) {
+            weir_exec::process::kill_processes_in(&self.run_work_dir(run.id))
+        } else {
+            0
+        };
+        recover_interrupted(run.id, &mut slots, &mut batch, now, leftovers);
         batch.transition.runs.push(RunUpdate {
             id: run.id,
             to: RunState::Running,
@@ -443,7 +450,13 @@ impl Engine {
 /// Resume: attempts that were running when their process died are recorded
 /// as failed ("interrupted"), and every step that has not succeeded gets a
 /// new pending attempt.
-fn recover_interrupted(run: RunId, slots: &mut [Slot], batch: &mut Batch, now: DateTime<Utc>) {
+fn recover_interrupted(
+    run: RunId,
+    slots: &mut [Slot],
+    batch: &mut Batch,
+    now: DateTime<Utc>,
+    leftover_groups_killed: usize,
+) {
     for (index, slot) in slots.iter_mut().enumerate() {
         let state = slot.state;
         match state {
@@ -455,7 +468,12 @@ fn recover_interrupted(run: RunId, slots: &mut [Slot], batch: &mut Batch, now: D
             && let Some(task) = slot.task
         {
             let mut update = TaskUpdate::new(task, TaskState::Running, TaskState::Failed, now);
-            let error = "interrupted: the process running this task stopped".to_owned();
+            let mut error = "interrupted: the weir process running this task stopped".to_owned();
+            if leftover_groups_killed > 0 {
+                error.push_str(&format!(
+                    "; {leftover_groups_killed} leftover process group(s) of the run were killed"
+                ));
+            }
             update.error = Some(error.clone());
             batch.update(slot, update, Some(error));
         }

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::os::unix::process::CommandExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -614,6 +614,44 @@ mod tests {
         assert_eq!(env_name("min_amount"), "MIN_AMOUNT");
         assert_eq!(env_name("run-date.v2"), "RUN_DATE_V2");
     }
+}
+
+/// Kills (SIGKILL, whole process group) every process whose working
+/// directory is inside `dir`; returns how many groups were signalled.
+///
+/// For resuming a run whose weir process died: its tasks' processes live on
+/// in their own process groups. Each task runs in its own directory under
+/// the run's, so the processes still there are exactly the orphans of that
+/// run; no pid has to be recorded on the hot path, and a reused pid cannot
+/// be hit by mistake. A process that changed its directory elsewhere escapes
+/// (a cgroup per task would catch it; see the notes of issue 2).
+pub fn kill_processes_in(dir: &Path) -> usize {
+    let Ok(dir) = dir.canonicalize() else {
+        return 0;
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut groups = std::collections::BTreeSet::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        let inside =
+            std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&dir));
+        if inside && let Ok(group) = nix::unistd::getpgid(Some(Pid::from_raw(pid))) {
+            groups.insert(group);
+        }
+    }
+    let own = nix::unistd::getpgrp();
+    groups
+        .into_iter()
+        .filter(|group| *group != own && killpg(*group, Signal::SIGKILL).is_ok())
+        .count()
 }
 
 /// The program to execute: as given when it is a path, else the first

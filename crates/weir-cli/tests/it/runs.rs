@@ -399,3 +399,69 @@ fn process_ends(pid: &str, within: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The processes of a task whose `weir run` was SIGKILLed live on in their
+/// own process group; `--resume` kills them before starting the new attempt,
+/// so two attempts of a step never overlap.
+#[test]
+fn resume_kills_the_orphaned_processes_of_an_interrupted_attempt() {
+    let p = project();
+    p.write(
+        "pipelines/orphan.yaml",
+        r#"name: orphan
+steps:
+  long:
+    shell: |
+      if [ "$WEIR_ATTEMPT" = 1 ]; then
+        sleep 300 & echo $! > "$WEIR_PROJECT_DIR/orphan.pid"; wait
+      fi
+      echo "attempt $WEIR_ATTEMPT done"
+"#,
+    )
+    .unwrap();
+    let mut child = p
+        .command(&["run", "orphan"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while p
+        .read("orphan.pid")
+        .map(|s| s.trim().is_empty())
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "the step never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = p.read("orphan.pid").unwrap().trim().to_owned();
+    child.kill().unwrap();
+    let killed = child.wait_with_output().unwrap();
+    let id = run_id(&killed.stdout);
+    assert!(
+        !process_ends(&pid, Duration::from_millis(300)),
+        "the task's process should outlive a SIGKILLed weir (its own process group)"
+    );
+
+    let resumed = p.weir(&["run", "--resume", &id.to_string()]).unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stdout)
+    );
+    assert!(
+        process_ends(&pid, Duration::from_secs(5)),
+        "orphan {pid} survived the resume"
+    );
+    let show = p.show_json(id).unwrap();
+    assert_eq!(attempts(&show)["long"], ["failed", "succeeded"]);
+    let first = tasks(&show)
+        .into_iter()
+        .find(|t| t["attempt"] == 1)
+        .unwrap();
+    let error = first["error"].as_str().unwrap();
+    assert!(
+        error.contains("interrupted") && error.contains("killed"),
+        "{error}"
+    );
+}
