@@ -214,9 +214,11 @@ pub async fn run_process(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    let rss_floor_kib = own_peak_rss_kib();
     let started = Instant::now();
     let mut child = command.spawn().map_err(spawn_error)?;
     let group = Arc::new(Group {
+        rss_floor_kib,
         // std widened the kernel's `pid_t` to `u32`; this undoes it.
         pgid: Pid::from_raw(child.id() as libc::pid_t),
         reaped: Mutex::new(false),
@@ -342,6 +344,8 @@ fn wait_failed(spec: &ProcessSpec, error: &str, started: Instant) -> ActionError
 /// pid is the group id) has been reaped.
 struct Group {
     pgid: Pid,
+    /// weir's peak RSS at spawn: the floor of the child's reported peak.
+    rss_floor_kib: u64,
     /// Held while signalling and while reaping, so that no signal is sent to
     /// the group id once the pid may have been recycled.
     reaped: Mutex<bool>,
@@ -378,7 +382,7 @@ impl Group {
         let _ = killpg(self.pgid, Signal::SIGKILL);
         let (status, usage) = wait4(self.pgid.as_raw())?;
         *reaped = true;
-        Ok((status, metering(wall_s, &usage)))
+        Ok((status, metering(wall_s, &usage, self.rss_floor_kib)))
     }
 
     /// Without `waitid(WNOWAIT)` (nix offers it on Linux and FreeBSD only)
@@ -391,7 +395,7 @@ impl Group {
         let mut reaped = self.reaped.lock().unwrap_or_else(PoisonError::into_inner);
         let _ = killpg(self.pgid, Signal::SIGKILL);
         *reaped = true;
-        Ok((status, metering(wall_s, &usage)))
+        Ok((status, metering(wall_s, &usage, self.rss_floor_kib)))
     }
 }
 
@@ -422,7 +426,14 @@ fn wait4(pid: libc::pid_t) -> io::Result<(libc::c_int, libc::rusage)> {
     }
 }
 
-fn metering(wall_s: f64, usage: &libc::rusage) -> Metering {
+/// This process's peak RSS in KiB (0 if it cannot be read).
+fn own_peak_rss_kib() -> u64 {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .map(|u| u64::try_from(u.max_rss()).unwrap_or(0))
+        .unwrap_or(0)
+}
+
+fn metering(wall_s: f64, usage: &libc::rusage, rss_floor_kib: u64) -> Metering {
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     // ru_maxrss is in KiB on Linux and the BSDs, in bytes on macOS.
     let max_rss = u64::try_from(usage.ru_maxrss).unwrap_or(0);
@@ -436,6 +447,7 @@ fn metering(wall_s: f64, usage: &libc::rusage) -> Metering {
         cpu_user_s: secs(usage.ru_utime),
         cpu_sys_s: secs(usage.ru_stime),
         max_rss_kib,
+        rss_floor_kib,
     }
 }
 

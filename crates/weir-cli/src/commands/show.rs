@@ -100,8 +100,56 @@ fn cost_cells(t: &TaskRow) -> [String; 3] {
         Some(m) if m.wall_s > 0.0 || m.max_rss_kib > 0 => [
             duration,
             output::duration(m.cpu_s()),
-            output::memory(m.max_rss_kib),
+            // Not above weir's own peak at spawn: only an upper bound.
+            if m.rss_is_exact() {
+                output::memory(m.max_rss_kib)
+            } else {
+                format!("≤{}", output::memory(m.max_rss_kib))
+            },
         ],
         _ => [duration, "-".into(), "-".into()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_types::{Metering, RunId, TaskId, TaskState};
+
+    use super::*;
+
+    fn task(metering: Metering) -> TaskRow {
+        TaskRow {
+            id: TaskId(1),
+            run_id: RunId(1),
+            step: "s".into(),
+            attempt: 1,
+            state: TaskState::Succeeded,
+            created_at: chrono::Utc::now(),
+            queued_at: None,
+            started_at: None,
+            finished_at: None,
+            not_before: None,
+            exit_code: Some(0),
+            error: None,
+            metering: Some(metering),
+            worker: None,
+            value: None,
+        }
+    }
+
+    #[test]
+    fn a_peak_not_above_weirs_own_is_shown_as_an_upper_bound() {
+        let m = Metering {
+            wall_s: 0.01,
+            max_rss_kib: 13_000,
+            rss_floor_kib: 13_000,
+            ..Metering::default()
+        };
+        assert_eq!(cost_cells(&task(m))[2], "≤12.7 MiB");
+        let big = Metering {
+            max_rss_kib: 200_000,
+            ..m
+        };
+        assert_eq!(cost_cells(&task(big))[2], "195.3 MiB");
     }
 }

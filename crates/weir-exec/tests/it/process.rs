@@ -98,6 +98,8 @@ async fn metering_measures_the_childs_peak_memory() {
     .unwrap();
     assert_eq!(exit.code, Some(0));
     assert!(exit.metering.max_rss_kib > 150_000, "{:?}", exit.metering);
+    assert!(exit.metering.rss_floor_kib > 0, "{:?}", exit.metering);
+    assert!(exit.metering.rss_is_exact(), "{:?}", exit.metering);
 }
 
 #[tokio::test]

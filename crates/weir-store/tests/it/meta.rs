@@ -397,6 +397,7 @@ async fn metering_value_and_error_round_trip(db: &TestDb) {
         cpu_user_s: 0.1,
         cpu_sys_s: 0.000_25,
         max_rss_kib: 1_234_567,
+        rss_floor_kib: 13_000,
     };
     let value = json!({"rows": 42, "path": "blobs/x.parquet", "ratio": 0.3, "none": null});
     let mut fail = TaskUpdate::new(tasks[0].id, TaskState::Running, TaskState::Failed, at(5));
