@@ -64,13 +64,19 @@ fn plain_line(event: &RunEvent, width: usize, elapsed: Duration) -> Option<Strin
 struct Live {
     bars: HashMap<String, (ProgressBar, Instant)>,
     multi: MultiProgress,
+    /// Waiting and finished steps: a fixed message.
+    still: ProgressStyle,
+    /// A running step: spinner and its elapsed time, redrawn as it ticks.
+    running: ProgressStyle,
 }
 
 impl Live {
     fn new(steps: &[String], width: usize) -> Self {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
-        let style = ProgressStyle::with_template(&format!(
-            "{{spinner:.cyan}} {{prefix:<{width}}}  {{msg}}"
+        let style = ProgressStyle::with_template(&format!("  {{prefix:<{width}}}  {{msg}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let running = ProgressStyle::with_template(&format!(
+            "{{spinner:.cyan}} {{prefix:<{width}}}  {{msg}}  {{elapsed}}"
         ))
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
         let bars = steps
@@ -84,7 +90,12 @@ impl Live {
                 (step.clone(), (bar, Instant::now()))
             })
             .collect();
-        Live { bars, multi }
+        Live {
+            bars,
+            multi,
+            still: style,
+            running,
+        }
     }
 
     fn show(&mut self, event: &RunEvent) {
@@ -104,6 +115,8 @@ impl Live {
         match state {
             TaskState::Running => {
                 *started = Instant::now();
+                bar.set_style(self.running.clone());
+                bar.reset_elapsed();
                 bar.enable_steady_tick(Duration::from_millis(120));
                 bar.set_message(format!("running  attempt {attempt}"));
             }
@@ -119,6 +132,7 @@ impl Live {
                     .map(|e| format!(": {e}"))
                     .unwrap_or_default();
                 bar.disable_steady_tick();
+                bar.set_style(self.still.clone());
                 bar.set_message(format!("{mark} {s}  attempt {attempt}  {took}{reason}"));
                 bar.tick();
             }
