@@ -80,6 +80,7 @@ pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) store: Arc<dyn MetaStore>,
     pub(crate) logs: Arc<LogStore>,
+    pub(crate) blobs: BlobStore,
     pub(crate) registry: Arc<Registry>,
     pub(crate) owner: String,
 }
@@ -94,11 +95,12 @@ impl Engine {
         };
         let store = weir_store::open_meta_store(&url).await?;
         let blobs = BlobStore::open(&config.state_dir.join("blobs").display().to_string())?;
-        let logs = LogStore::new(blobs, config.state_dir.join("spool"));
+        let logs = LogStore::new(blobs.clone(), config.state_dir.join("spool"));
         Ok(Engine {
             config,
             store,
             logs: Arc::new(logs),
+            blobs,
             registry,
             owner: process_owner_id(),
         })
@@ -110,6 +112,11 @@ impl Engine {
 
     pub fn logs(&self) -> &Arc<LogStore> {
         &self.logs
+    }
+
+    /// Where datasets, artifacts and logs are stored.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
     }
 
     pub fn config(&self) -> &EngineConfig {

@@ -302,9 +302,13 @@ impl Engine {
                 }
                 () = tokio::time::sleep(sleep.unwrap_or(HEARTBEAT)), if sleep.is_some() => {}
                 _ = heartbeat.tick() => {
-                    if !self.store.heartbeat_run(run.id, &self.owner, Utc::now()).await? {
+                    let kept = self.store.heartbeat_run(run.id, &self.owner, Utc::now()).await;
+                    if !matches!(kept, Ok(true)) {
+                        // Lost the run (or the store): stop executing it;
+                        // what ran is re-run by whoever resumes it.
                         stop.cancel();
                         drain(&mut done_rx, running).await;
+                        kept?;
                         return Err(Error::RunBusy { run: run.id, owner: "another process".into() });
                     }
                 }
@@ -452,11 +456,12 @@ impl Engine {
             work_dir: self.work_dir(run.id, &slot.step.name, slot.attempt),
         };
         let logs = Arc::clone(&self.logs);
+        let blobs = Arc::clone(self.blobs.object_store());
         let registry = Arc::clone(&self.registry);
         let cancel = stop.child_token();
         let done_tx = done_tx.clone();
         tokio::spawn(async move {
-            let outcome = job.execute(&logs, &registry, cancel).await;
+            let outcome = job.execute(&logs, blobs, &registry, cancel).await;
             let _ = done_tx.send(TaskDone {
                 slot: index,
                 task,
@@ -658,6 +663,7 @@ impl TaskJob {
     async fn execute(
         self,
         logs: &weir_store::LogStore,
+        blobs: Arc<dyn object_store::ObjectStore>,
         registry: &weir_exec::Registry,
         cancel: CancellationToken,
     ) -> std::result::Result<TaskOutput, ActionError> {
@@ -693,6 +699,8 @@ impl TaskJob {
                     timeout: self.step.timeout,
                     cancel,
                     log: sink.clone(),
+                    inputs: BTreeMap::new(),
+                    blobs,
                 };
                 registry.run(&self.step.kind, spec, cx).await
             }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
-use weir_types::{Diagnostic, Metering, RunId, TaskId};
+use weir_types::{DatasetVersionRef, Diagnostic, Metering, RunId, TaskId};
 
 /// Which stream a log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,6 +57,35 @@ pub struct TaskContext {
     /// stop promptly and return [`ActionError::Cancelled`].
     pub cancel: CancellationToken,
     pub log: Arc<dyn LogSink>,
+    /// Datasets this task reads, keyed by the name the step uses for them
+    /// (the bare step name for a step of the same pipeline).
+    pub inputs: BTreeMap<String, DatasetInput>,
+    /// The blob store datasets live in: data actions read their inputs'
+    /// files from it and write their output there before returning.
+    pub blobs: Arc<dyn object_store::ObjectStore>,
+}
+
+/// One version of a dataset a task reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetInput {
+    pub version: DatasetVersionRef,
+    /// Blob keys of its Parquet files.
+    pub files: Vec<String>,
+    /// Its Arrow schema (weir's JSON form, see `weir-data`).
+    pub schema: serde_json::Value,
+    pub rows: u64,
+}
+
+/// The dataset a task produced: files already written to the blob store.
+/// The engine records it as a new version in the same transaction that marks
+/// the task succeeded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetOutput {
+    /// Blob keys (content-addressed, so a retry rewrites the same keys).
+    pub files: Vec<String>,
+    pub schema: serde_json::Value,
+    pub rows: u64,
+    pub bytes: u64,
 }
 
 /// What a successful task produced.
@@ -67,6 +96,8 @@ pub struct TaskOutput {
     pub exit_code: Option<i32>,
     /// A small JSON value, usable downstream as `{{ steps.<name>.value }}`.
     pub value: Option<serde_json::Value>,
+    /// The step's output dataset, for data actions.
+    pub dataset: Option<DatasetOutput>,
 }
 
 /// Why a task did not succeed. Every variant carries the metering of what

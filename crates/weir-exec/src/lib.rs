@@ -10,6 +10,8 @@ pub mod process;
 mod registry;
 mod shell;
 
-pub use action::{Action, ActionError, LogSink, LogStream, TaskContext, TaskOutput};
+pub use action::{
+    Action, ActionError, DatasetInput, DatasetOutput, LogSink, LogStream, TaskContext, TaskOutput,
+};
 pub use registry::{CODES, Registry};
 pub use shell::{ShellAction, ShellSpec};

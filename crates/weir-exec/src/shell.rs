@@ -55,7 +55,7 @@ impl Action for ShellAction {
             return Ok(TaskOutput {
                 metering: exit.metering,
                 exit_code: exit.code,
-                value: None,
+                ..TaskOutput::default()
             });
         }
         Err(ActionError::Failed {

@@ -1,8 +1,10 @@
 //! Dev-only helpers for weir's tests: throw-away projects, running the real
 //! `weir` binary against them, and filters that make its output stable
-//! (temp paths, durations, timestamps) for golden files and snapshots.
+//! (temp paths, durations, timestamps) for golden files and snapshots; and
+//! database fixtures ([`TestDatabase`]: a fresh PostgreSQL database per test).
 //!
-//! Nothing here is a mock: tests run the real binary on real files.
+//! Nothing here is a mock: tests run the real binary on real files and real
+//! databases.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -11,6 +13,10 @@ use std::sync::LazyLock;
 
 use anyhow::{Context, Result};
 use regex::Regex;
+
+mod postgres;
+
+pub use postgres::TestDatabase;
 
 /// A weir project in a temporary folder, removed on drop.
 pub struct TestProject {

@@ -4,11 +4,13 @@
 //! Every other weir crate depends on this one, so it depends on nothing but
 //! `serde`: no IO, no async runtime, no parsing.
 
+mod dataset;
 mod diagnostic;
 mod ids;
 mod metering;
 mod state;
 
+pub use dataset::{DatasetVersionRef, dataset_name};
 pub use diagnostic::{Diagnostic, Label, Severity, Span};
 pub use ids::{DEFAULT_NAMESPACE, RunId, TaskId};
 pub use metering::Metering;

@@ -1,27 +1,20 @@
 //! Fixtures: a throw-away project driven through `Engine` as a library, on a
 //! fresh metadata store of either backend, plus checks shared by scenarios.
 //!
-//! PostgreSQL: the server at `WEIR_TEST_POSTGRES_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`, trust auth). Each test gets
-//! its own `weir_test_<secs>_engine_<pid>_<n>` database, dropped when the
-//! fixture is dropped (also when the test panics). Databases left behind by
-//! killed test processes follow weir-store's naming, so its fixture drops
-//! them once they are an hour old. An unreachable server fails the test: a
-//! skipped backend is an untested one.
+//! PostgreSQL: a `weir_test::TestDatabase` (server, naming, clean-up and the
+//! never-skipped rule are described there), dropped with the project.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 use weir_engine::{Engine, EngineConfig, ExecuteOptions, NewRunRequest, RunEvent, RunSummary};
 use weir_exec::Registry;
 use weir_spec::Plan;
 use weir_store::TaskRow;
+use weir_test::TestDatabase;
 use weir_types::{RunId, RunState, TaskState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +55,7 @@ macro_rules! on_both_backends {
 pub struct Project {
     dir: TempDir,
     database_url: Option<String>,
-    _pg: Option<DropDatabase>,
+    _pg: Option<TestDatabase>,
 }
 
 impl Project {
@@ -75,8 +68,8 @@ impl Project {
         let (database_url, pg) = match backend {
             Backend::Sqlite => (None, None),
             Backend::Postgres => {
-                let (url, guard) = fresh_postgres_database().await;
-                (Some(url), Some(guard))
+                let pg = TestDatabase::create("engine");
+                (Some(pg.url().to_owned()), Some(pg))
             }
         };
         Project {
@@ -311,86 +304,4 @@ pub fn event_index(events: &[RunEvent], step: &str, attempt: u32, state: TaskSta
                 if s == step && *a == attempt && *st == state)
         })
         .unwrap_or_else(|| panic!("no event `{step}` #{attempt} {state:?}: {events:#?}"))
-}
-
-fn admin_url() -> String {
-    std::env::var("WEIR_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// `admin` with its database name replaced by `name`.
-fn with_database(admin: &str, name: &str) -> String {
-    let (base, query) = match admin.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (admin, None),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    let mut url = format!("{}/{name}", &base[..host_end]);
-    if let Some(query) = query {
-        url.push('?');
-        url.push_str(query);
-    }
-    url
-}
-
-async fn fresh_postgres_database() -> (String, DropDatabase) {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let admin = admin_url();
-    let mut conn = match PgConnection::connect(&admin).await {
-        Ok(conn) => conn,
-        Err(e) => panic!(
-            "PostgreSQL is unreachable at `{admin}`: {e}\n\
-             hint: start it (`service postgresql start`) or point WEIR_TEST_POSTGRES_URL \
-             at a server where this user may CREATE DATABASE; the PostgreSQL half of \
-             these tests is never skipped"
-        ),
-    };
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs();
-    let name = format!(
-        "weir_test_{secs}_engine_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .expect("CREATE DATABASE");
-    conn.close().await.ok();
-    let url = with_database(&admin, &name);
-    (url, DropDatabase { admin, name })
-}
-
-/// Drops the test database, also when the test panicked. `Drop` cannot be
-/// async, so it runs on a thread of its own with a small runtime.
-struct DropDatabase {
-    admin: String,
-    name: String,
-}
-
-impl Drop for DropDatabase {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let mut conn = PgConnection::connect(&admin).await?;
-                sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
-                conn.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("warning: could not drop test database `{}`", self.name);
-        }
-    }
 }

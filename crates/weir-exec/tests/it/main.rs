@@ -59,6 +59,8 @@ pub fn context(log: Arc<Lines>) -> (TaskContext, tempfile::TempDir) {
         timeout: None,
         cancel: CancellationToken::new(),
         log,
+        inputs: BTreeMap::new(),
+        blobs: Arc::new(object_store::memory::InMemory::new()),
     };
     (cx, dir)
 }
