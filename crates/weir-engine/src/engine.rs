@@ -5,7 +5,9 @@ use std::sync::Arc;
 use chrono::Utc;
 use weir_exec::Registry;
 use weir_spec::{Environment, Plan};
-use weir_store::{BlobStore, LogStore, MetaStore, NewRun, NewTask, RunRow, TaskRow};
+use weir_store::{
+    BlobStore, DatasetVersionRow, LogStore, MetaStore, NewRun, NewTask, RunRow, TaskRow,
+};
 use weir_types::{RunId, RunState, TaskState};
 
 use crate::{Error, Result};
@@ -48,6 +50,8 @@ pub struct NewRunRequest {
 pub struct RunSummary {
     pub run: RunRow,
     pub tasks: Vec<TaskRow>,
+    /// The dataset versions its tasks produced.
+    pub datasets: Vec<DatasetVersionRow>,
 }
 
 impl RunSummary {
@@ -163,7 +167,12 @@ impl Engine {
     pub async fn summary(&self, run: RunId) -> Result<RunSummary> {
         let row = self.store.run(run).await?.ok_or(Error::RunNotFound(run))?;
         let tasks = self.store.tasks(run).await?;
-        Ok(RunSummary { run: row, tasks })
+        let datasets = self.store.run_datasets(run).await?;
+        Ok(RunSummary {
+            run: row,
+            tasks,
+            datasets,
+        })
     }
 
     /// Reads an environment of the project; `None` means no environment.

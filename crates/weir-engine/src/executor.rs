@@ -7,10 +7,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use weir_exec::{ActionError, LogSink, LogStream, TaskContext, TaskOutput};
+use weir_exec::{ActionError, DatasetInput, LogSink, LogStream, TaskContext, TaskOutput};
 use weir_spec::{Environment, Plan, RunInfo, Step, TemplateContext};
-use weir_store::{NewTask, RunRow, RunUpdate, TaskLogWriter, TaskUpdate, Transition};
-use weir_types::{RunId, RunState, TaskId, TaskState};
+use weir_store::{
+    DatasetVersionRow, NewDatasetVersion, NewTask, RunRow, RunUpdate, TaskLogWriter, TaskUpdate,
+    Transition,
+};
+use weir_types::{DatasetVersionRef, RunId, RunState, TaskId, TaskState, dataset_name};
 
 use crate::engine::{create_dir, owner_is_dead_here};
 use crate::{Engine, Error, Result, RunSummary};
@@ -74,11 +77,16 @@ struct Slot {
     /// run gets its full retry budget again.
     base_attempt: u32,
     value: Option<serde_json::Value>,
+    /// The dataset version its succeeded task produced, if any: what
+    /// downstream steps read.
+    output: Option<DatasetVersionRow>,
 }
 
 struct TaskDone {
     slot: usize,
     task: TaskId,
+    /// The dataset versions the task was given to read (its lineage).
+    inputs: Vec<DatasetVersionRef>,
     outcome: std::result::Result<TaskOutput, ActionError>,
 }
 
@@ -88,6 +96,8 @@ struct Batch {
     transition: Transition,
     /// Slot of each entry of `transition.new_tasks`, in order.
     new_task_slots: Vec<usize>,
+    /// Slot of each task update carrying an output, in order.
+    output_slots: Vec<usize>,
     start: Vec<usize>,
     events: Vec<RunEvent>,
 }
@@ -213,7 +223,16 @@ impl Engine {
             let now = Utc::now();
             for done in finished.drain(..) {
                 running -= 1;
-                finish_task(run.id, &mut slots, done, cancelling, &mut batch, now);
+                finish_task(
+                    run.id,
+                    &run.namespace,
+                    &run.pipeline,
+                    &mut slots,
+                    done,
+                    cancelling,
+                    &mut batch,
+                    now,
+                );
             }
             let run_state = advance(
                 run.id,
@@ -240,6 +259,7 @@ impl Engine {
             let Batch {
                 transition,
                 new_task_slots,
+                output_slots,
                 start,
                 events,
             } = std::mem::take(&mut batch);
@@ -248,9 +268,12 @@ impl Engine {
             let created_tasks = !new_task_slots.is_empty();
             if !transition.is_empty() {
                 match self.store.apply(transition).await {
-                    Ok(created) => {
-                        for (index, row) in new_task_slots.into_iter().zip(created) {
+                    Ok(applied) => {
+                        for (index, row) in new_task_slots.into_iter().zip(applied.tasks) {
                             slots[index].task = Some(row.id);
+                        }
+                        for (index, row) in output_slots.into_iter().zip(applied.datasets) {
+                            slots[index].output = Some(row);
                         }
                     }
                     Err(e) => {
@@ -354,6 +377,13 @@ impl Engine {
     /// One slot per plan step, holding its latest stored attempt.
     async fn slots(&self, run: &RunRow, plan: &Plan) -> Result<Vec<Slot>> {
         let tasks = self.store.tasks(run.id).await?;
+        let mut outputs: HashMap<TaskId, DatasetVersionRow> = self
+            .store
+            .run_datasets(run.id)
+            .await?
+            .into_iter()
+            .map(|d| (d.task_id, d))
+            .collect();
         let index: HashMap<&str, usize> = plan
             .steps
             .iter()
@@ -385,6 +415,7 @@ impl Engine {
                 not_before: latest.not_before,
                 base_attempt: latest.attempt,
                 value: latest.value.clone(),
+                output: outputs.remove(&latest.id),
             });
         }
         Ok(slots)
@@ -412,6 +443,24 @@ impl Engine {
             .cloned()
             .unwrap_or_default();
         let params = run.params.as_object().cloned().unwrap_or_default();
+        let inputs: BTreeMap<String, DatasetInput> = slot
+            .deps
+            .iter()
+            .filter_map(|&d| {
+                let dep = &slots[d];
+                dep.output.as_ref().map(|row| {
+                    (
+                        dep.step.name.clone(),
+                        DatasetInput {
+                            version: row.reference(),
+                            files: row.files.clone(),
+                            schema: row.schema.clone(),
+                            rows: row.rows,
+                        },
+                    )
+                })
+            })
+            .collect();
         let upstream_values: BTreeMap<String, serde_json::Value> = slot
             .deps
             .iter()
@@ -454,6 +503,7 @@ impl Engine {
             vars,
             template,
             work_dir: self.work_dir(run.id, &slot.step.name, slot.attempt),
+            inputs,
         };
         let logs = Arc::clone(&self.logs);
         let blobs = Arc::clone(self.blobs.object_store());
@@ -461,10 +511,12 @@ impl Engine {
         let cancel = stop.child_token();
         let done_tx = done_tx.clone();
         tokio::spawn(async move {
+            let inputs = job.inputs.values().map(|i| i.version.clone()).collect();
             let outcome = job.execute(&logs, blobs, &registry, cancel).await;
             let _ = done_tx.send(TaskDone {
                 slot: index,
                 task,
+                inputs,
                 outcome,
             });
         });
@@ -507,13 +559,20 @@ fn recover_interrupted(
         slot.task = None;
         slot.not_before = None;
         slot.value = None;
+        slot.output = None;
         batch.new_attempt(run, index, slot, now);
     }
 }
 
 /// Records a finished task; a failure with retries left queues a new attempt.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; a struct would only rename them"
+)]
 fn finish_task(
     run: RunId,
+    namespace: &str,
+    pipeline: &str,
     slots: &mut [Slot],
     done: TaskDone,
     cancelling: bool,
@@ -529,6 +588,18 @@ fn finish_task(
             update.metering = Some(output.metering);
             update.exit_code = output.exit_code;
             update.value = output.value.clone();
+            if let Some(dataset) = output.dataset {
+                update.output = Some(NewDatasetVersion {
+                    namespace: namespace.to_owned(),
+                    name: dataset_name(pipeline, &slot.step.name),
+                    schema: dataset.schema,
+                    rows: dataset.rows,
+                    bytes: dataset.bytes,
+                    files: dataset.files,
+                    inputs: done.inputs,
+                });
+                batch.output_slots.push(index);
+            }
             slot.state = TaskState::Succeeded;
             slot.value = output.value;
             batch.update(slot, update, None);
@@ -648,6 +719,7 @@ struct TaskJob {
     vars: BTreeMap<String, String>,
     template: TemplateContext,
     work_dir: std::path::PathBuf,
+    inputs: BTreeMap<String, DatasetInput>,
 }
 
 /// Adapts the store's log writer to the executor's `LogSink`.
@@ -699,7 +771,7 @@ impl TaskJob {
                     timeout: self.step.timeout,
                     cancel,
                     log: sink.clone(),
-                    inputs: BTreeMap::new(),
+                    inputs: self.inputs,
                     blobs,
                 };
                 registry.run(&self.step.kind, spec, cx).await

@@ -149,6 +149,15 @@ fn unknown_environment(name: &str, existing: &[(String, PathBuf)]) -> Diagnostic
     .with_help(help)
 }
 
+/// Reads and validates only `weir.yaml`, for commands that need the
+/// project's settings (namespace, default environment) but not its pipelines.
+pub fn load_project_config(root: &Path) -> (ProjectConfig, Vec<Diagnostic>) {
+    let mut sources = SourceMap::default();
+    let mut diags = Vec::new();
+    let config = check_project_file(root, &mut sources, &mut diags);
+    (config, diags)
+}
+
 /// Validates the project at `root`: `weir.yaml`, every environment and the
 /// pipelines named in `only` (all when empty).
 pub fn check_project(root: &Path, catalog: &dyn ActionCatalog, only: &[String]) -> CheckOutput {

@@ -33,7 +33,7 @@ mod test_catalog;
 pub use catalog::{ActionCatalog, ActionCheck};
 pub use check::{
     CheckOutput, Error, ProjectConfig, SourceMap, check_project, find_project_root,
-    load_environment,
+    load_environment, load_project_config,
 };
 pub use codes::{CODES, is_known_code};
 pub use de::{from_node, from_node_in};

@@ -45,6 +45,23 @@ pub enum Error {
     #[error("run {run} does not exist")]
     RunNotFound { run: RunId },
 
+    /// A task update carried an output (a dataset version) without entering
+    /// `succeeded`; nothing of the transition was stored.
+    #[error(
+        "task {task} has an output but does not succeed\nhint: only a task entering `succeeded` records a dataset version"
+    )]
+    OutputWithoutSuccess { task: TaskId },
+
+    /// An output's row count or byte size exceeds what the store holds
+    /// (2^63 - 1); nothing of the transition was stored.
+    #[error("the output of task {task} has {field} = {value}, more than the store can record")]
+    OutputOutOfRange {
+        task: TaskId,
+        /// `rows` or `bytes`.
+        field: &'static str,
+        value: u64,
+    },
+
     /// Stored data that this version of weir cannot read.
     #[error(
         "corrupt metadata: {what}\nhint: this is a bug in weir or the database was edited by hand"

@@ -1,5 +1,5 @@
-//! weir's persistence: the [`MetaStore`] (runs, tasks, and later datasets,
-//! lineage, audit) with two backends, SQLite (embedded default, WAL) and
+//! weir's persistence: the [`MetaStore`] (runs, tasks, dataset versions with
+//! their lineage, and later audit) with two backends, SQLite (embedded default, WAL) and
 //! PostgreSQL, which pass one shared conformance suite (`tests/it/meta.rs`);
 //! and the [`BlobStore`] over `object_store` for logs, datasets and
 //! artifacts, with the [`LogStore`] on top of it.
@@ -17,6 +17,15 @@
 //!   otherwise the whole [`Transition`] is rolled back and fails with
 //!   [`Error::Conflict`]. Of two processes racing for one task, exactly one
 //!   wins.
+//! - Datasets: a [`TaskUpdate`] entering `succeeded` may carry its
+//!   [`NewDatasetVersion`] (`output`); it is recorded in the same transaction
+//!   as the update, under the next version number of its dataset (1, 2, ...,
+//!   allocated by an upsert on `datasets`, so concurrent writers from
+//!   several processes never share a number, and a rolled-back transition
+//!   records nothing). [`MetaStore::apply`] returns what it created
+//!   ([`Applied`]). Versions are immutable ([`DatasetVersionRow`]); read them
+//!   with [`MetaStore::datasets`] (latest of each), `dataset_versions`,
+//!   `dataset_version` and `run_datasets`.
 //! - Times are stored with microsecond precision in both backends (SQLite:
 //!   integer microseconds since the epoch; PostgreSQL: `TIMESTAMPTZ`);
 //!   sub-microsecond digits are dropped.
@@ -34,8 +43,8 @@ pub use blob::BlobStore;
 pub use error::{Error, Result};
 pub use logs::{LogLine, LogStore, TaskLogWriter};
 pub use meta::{
-    MetaStore, NewRun, NewTask, RunFilter, RunRow, RunUpdate, TaskRow, TaskUpdate, Transition,
-    open_meta_store,
+    Applied, DatasetVersionRow, MetaStore, NewDatasetVersion, NewRun, NewTask, RunFilter, RunRow,
+    RunUpdate, TaskRow, TaskUpdate, Transition, open_meta_store,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

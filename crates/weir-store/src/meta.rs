@@ -3,7 +3,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use weir_types::{Metering, RunId, RunState, TaskId, TaskState};
+use weir_types::{DatasetVersionRef, Metering, RunId, RunState, TaskId, TaskState};
 
 use crate::{Error, PostgresStore, Result, SqliteStore};
 
@@ -96,6 +96,11 @@ pub struct TaskUpdate {
     pub metering: Option<Metering>,
     pub worker: Option<String>,
     pub value: Option<serde_json::Value>,
+    /// The dataset version this task produced: only with `to: Succeeded`.
+    /// Inserted in the same transaction, as the next version number of its
+    /// dataset, so a task's success and its output are recorded together or
+    /// not at all (exactly-once commit, DESIGN §5).
+    pub output: Option<NewDatasetVersion>,
 }
 
 impl TaskUpdate {
@@ -110,8 +115,62 @@ impl TaskUpdate {
             metering: None,
             worker: None,
             value: None,
+            output: None,
         }
     }
+}
+
+/// A dataset version about to be recorded (see [`TaskUpdate::output`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDatasetVersion {
+    pub namespace: String,
+    /// `<pipeline>.<step>`.
+    pub name: String,
+    /// Arrow schema in weir's JSON form.
+    pub schema: serde_json::Value,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Blob keys of its files, in order.
+    pub files: Vec<String>,
+    /// The versions it was computed from (lineage).
+    pub inputs: Vec<DatasetVersionRef>,
+}
+
+/// A recorded dataset version. Immutable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetVersionRow {
+    pub namespace: String,
+    pub name: String,
+    /// 1, 2, ... per dataset, allocated at commit.
+    pub version: u32,
+    pub schema: serde_json::Value,
+    pub rows: u64,
+    pub bytes: u64,
+    pub files: Vec<String>,
+    pub inputs: Vec<DatasetVersionRef>,
+    /// The task (and its run) that produced it.
+    pub task_id: TaskId,
+    pub run_id: RunId,
+    pub created_at: DateTime<Utc>,
+}
+
+impl DatasetVersionRow {
+    pub fn reference(&self) -> DatasetVersionRef {
+        DatasetVersionRef {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            version: self.version,
+        }
+    }
+}
+
+/// What a committed [`Transition`] created.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Applied {
+    /// The tasks of `new_tasks`, in order, with their ids.
+    pub tasks: Vec<TaskRow>,
+    /// The dataset versions of the updates' `output`s, in update order.
+    pub datasets: Vec<DatasetVersionRow>,
 }
 
 /// A state change of a run. Entering `running` sets `started_at` (if unset),
@@ -177,10 +236,14 @@ pub trait MetaStore: Send + Sync {
     /// Creates the run and its first tasks atomically.
     async fn create_run(&self, run: NewRun, tasks: Vec<NewTask>) -> Result<(RunRow, Vec<TaskRow>)>;
 
-    /// Applies a transition atomically; returns the created tasks in the
-    /// order of `new_tasks`. Task updates are checked first: one stale guard
-    /// ([`crate::Error::Conflict`]) and nothing of the transition is stored.
-    async fn apply(&self, transition: Transition) -> Result<Vec<TaskRow>>;
+    /// Applies a transition atomically; returns the created tasks (in the
+    /// order of `new_tasks`) and dataset versions (in the order of the
+    /// updates with an `output`). Outputs are checked before anything is
+    /// written ([`crate::Error::OutputWithoutSuccess`],
+    /// [`crate::Error::OutputOutOfRange`]), then task updates: one stale
+    /// guard ([`crate::Error::Conflict`]) and nothing of the transition is
+    /// stored, no dataset version included.
+    async fn apply(&self, transition: Transition) -> Result<Applied>;
 
     async fn run(&self, id: RunId) -> Result<Option<RunRow>>;
 
@@ -208,6 +271,25 @@ pub trait MetaStore: Send + Sync {
 
     /// Gives up ownership (no-op if `owner` does not own it).
     async fn release_run(&self, id: RunId, owner: &str) -> Result<()>;
+
+    /// The latest version of every dataset (of one namespace, or all),
+    /// ordered by namespace and name.
+    async fn datasets(&self, namespace: Option<&str>) -> Result<Vec<DatasetVersionRow>>;
+
+    /// Every version of one dataset, newest first.
+    async fn dataset_versions(&self, namespace: &str, name: &str)
+    -> Result<Vec<DatasetVersionRow>>;
+
+    /// One version (`None`: the latest) of one dataset.
+    async fn dataset_version(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<DatasetVersionRow>>;
+
+    /// The dataset versions a run's tasks produced, in creation order.
+    async fn run_datasets(&self, run: RunId) -> Result<Vec<DatasetVersionRow>>;
 }
 
 /// Opens (and migrates) the store a URL names: `sqlite://PATH` or
@@ -269,6 +351,85 @@ impl RunStamps {
             release: to.is_terminal(),
         }
     }
+}
+
+/// An update's output, checked and ready to insert.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Output<'a> {
+    /// Position among the transition's outputs (= in [`Applied::datasets`]).
+    pub index: usize,
+    pub task: TaskId,
+    pub at: DateTime<Utc>,
+    pub version: &'a NewDatasetVersion,
+    pub rows: i64,
+    pub bytes: i64,
+}
+
+impl Transition {
+    /// The outputs of the task updates, refused as a whole if one cannot be
+    /// recorded, in the order to insert them: by (namespace, name), stably.
+    /// Two transactions allocating versions of the same datasets then lock
+    /// the `datasets` rows in the same order and cannot deadlock
+    /// (PostgreSQL).
+    pub(crate) fn outputs(&self) -> Result<Vec<Output<'_>>> {
+        let mut outputs = Vec::new();
+        for update in &self.tasks {
+            let Some(version) = &update.output else {
+                continue;
+            };
+            if update.to != TaskState::Succeeded {
+                return Err(Error::OutputWithoutSuccess { task: update.id });
+            }
+            let count = |field: &'static str, value: u64| {
+                i64::try_from(value).map_err(|_| Error::OutputOutOfRange {
+                    task: update.id,
+                    field,
+                    value,
+                })
+            };
+            outputs.push(Output {
+                index: outputs.len(),
+                task: update.id,
+                at: update.at,
+                version,
+                rows: count("rows", version.rows)?,
+                bytes: count("bytes", version.bytes)?,
+            });
+        }
+        outputs.sort_by(|a, b| {
+            (&a.version.namespace, &a.version.name).cmp(&(&b.version.namespace, &b.version.name))
+        });
+        Ok(outputs)
+    }
+}
+
+/// Puts dataset versions inserted in [`Transition::outputs`] order back in
+/// update order.
+pub(crate) fn in_update_order(mut rows: Vec<(usize, DatasetVersionRow)>) -> Vec<DatasetVersionRow> {
+    rows.sort_by_key(|(index, _)| *index);
+    rows.into_iter().map(|(_, row)| row).collect()
+}
+
+/// What a dataset version row is called in messages.
+pub(crate) fn version_text(namespace: &str, name: &str, version: i64) -> String {
+    format!("dataset version {namespace}.{name}@{version}")
+}
+
+pub(crate) fn parse_version(version: i64, namespace: &str, name: &str) -> Result<u32> {
+    u32::try_from(version)
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| {
+            Error::corrupt(format!(
+                "{} has an invalid version number",
+                version_text(namespace, name, version)
+            ))
+        })
+}
+
+pub(crate) fn parse_count(count: i64, column: &str, what: &dyn Fn() -> String) -> Result<u64> {
+    u64::try_from(count)
+        .map_err(|_| Error::corrupt(format!("{}: `{column}` = {count} is negative", what())))
 }
 
 pub(crate) fn parse_task_state(text: &str, task: i64) -> Result<TaskState> {

@@ -13,12 +13,16 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{Postgres, Row, SqlSafeStr, Transaction};
-use weir_types::{Metering, RunId, TaskId};
+use weir_types::{DatasetVersionRef, Metering, RunId, TaskId};
 
 use crate::error::db;
-use crate::meta::{RunStamps, TaskStamps, parse_attempt, parse_run_state, parse_task_state};
+use crate::meta::{
+    Output, RunStamps, TaskStamps, in_update_order, parse_attempt, parse_count, parse_run_state,
+    parse_task_state, parse_version, version_text,
+};
 use crate::{
-    Error, MetaStore, NewRun, NewTask, Result, RunFilter, RunRow, TaskRow, TaskUpdate, Transition,
+    Applied, DatasetVersionRow, Error, MetaStore, NewRun, NewTask, Result, RunFilter, RunRow,
+    TaskRow, TaskUpdate, Transition,
 };
 
 const BACKEND: &str = "postgres";
@@ -41,15 +45,31 @@ macro_rules! task_columns {
     };
 }
 
+macro_rules! version_columns {
+    () => {
+        "namespace, name, version, schema, row_count, byte_count, files, inputs, task_id, \
+         run_id, created_at"
+    };
+}
+
 /// The migrations, embedded (see `sqlite::migrator` for why not `migrate!`).
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "runs and tasks".into(),
-        MigrationType::Simple,
-        include_str!("../migrations/postgres/0001_runs_and_tasks.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "runs and tasks".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0001_runs_and_tasks.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "datasets".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0002_datasets.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 /// The PostgreSQL [`MetaStore`].
@@ -136,6 +156,73 @@ fn task_from_row(row: &PgRow) -> Result<TaskRow> {
         worker: get(row, "worker")?,
         value: get(row, "value")?,
     })
+}
+
+fn version_from_row(row: &PgRow) -> Result<DatasetVersionRow> {
+    let namespace: String = get(row, "namespace")?;
+    let name: String = get(row, "name")?;
+    let number: i64 = get(row, "version")?;
+    let what = || version_text(&namespace, &name, number);
+    let version = parse_version(number, &namespace, &name)?;
+    let rows = parse_count(get(row, "row_count")?, "row_count", &what)?;
+    let bytes = parse_count(get(row, "byte_count")?, "byte_count", &what)?;
+    let files: Json<Vec<String>> = get(row, "files")?;
+    let inputs: Json<Vec<DatasetVersionRef>> = get(row, "inputs")?;
+    Ok(DatasetVersionRow {
+        namespace,
+        name,
+        version,
+        schema: get(row, "schema")?,
+        rows,
+        bytes,
+        files: files.0,
+        inputs: inputs.0,
+        task_id: TaskId(get(row, "task_id")?),
+        run_id: RunId(get(row, "run_id")?),
+        created_at: get(row, "created_at")?,
+    })
+}
+
+/// Records one output in one statement (one round trip): the upsert
+/// allocates its dataset's next version number, then the version is
+/// inserted with its task's run.
+///
+/// The upsert locks the dataset's row until commit: a concurrent transaction
+/// recording the same dataset waits for it, then increments the committed
+/// number (READ COMMITTED re-reads the conflicting row), or allocates 1 if
+/// the first one rolled back. No duplicate, no serialization error.
+async fn insert_version(
+    tx: &mut Transaction<'static, Postgres>,
+    output: &Output<'_>,
+) -> Result<DatasetVersionRow> {
+    let new = output.version;
+    let row = sqlx::query(concat!(
+        "WITH allocated AS ( \
+         INSERT INTO datasets (namespace, name, latest_version, created_at) \
+         VALUES ($1, $2, 1, $9) \
+         ON CONFLICT (namespace, name) DO UPDATE \
+         SET latest_version = datasets.latest_version + 1 \
+         RETURNING latest_version) \
+         INSERT INTO dataset_versions (namespace, name, version, schema, row_count, byte_count, \
+         files, inputs, task_id, run_id, created_at) \
+         SELECT $1, $2, allocated.latest_version, $3, $4, $5, $6, $7, tasks.id, tasks.run_id, $9 \
+         FROM allocated, tasks WHERE tasks.id = $8 \
+         RETURNING ",
+        version_columns!()
+    ))
+    .bind(&new.namespace)
+    .bind(&new.name)
+    .bind(&new.schema)
+    .bind(output.rows)
+    .bind(output.bytes)
+    .bind(Json(&new.files))
+    .bind(Json(&new.inputs))
+    .bind(output.task.0)
+    .bind(output.at)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db(BACKEND, "apply"))?;
+    version_from_row(&row)
 }
 
 /// Inserts tasks (possibly of several runs) with one statement and returns
@@ -293,23 +380,26 @@ impl MetaStore for PostgresStore {
         Ok((run_row, task_rows))
     }
 
-    async fn apply(&self, transition: Transition) -> Result<Vec<TaskRow>> {
+    async fn apply(&self, transition: Transition) -> Result<Applied> {
         const OP: &str = "apply";
         if transition.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Applied::default());
         }
+        let outputs = transition.outputs()?;
         // The most common transition is one guarded update (claim + start,
         // finish). As a single statement it is its own transaction, which
         // saves the BEGIN and COMMIT round trips: 1.28 ms -> ~0.42 ms per
-        // commit (examples/commit_cost.rs).
+        // commit (examples/commit_cost.rs). An output is a second statement,
+        // so it takes the transaction below.
         if let ([update], [], []) = (
             transition.tasks.as_slice(),
             transition.new_tasks.as_slice(),
             transition.runs.as_slice(),
-        ) {
+        ) && update.output.is_none()
+        {
             let mut conn = self.pool.acquire().await.map_err(db(BACKEND, OP))?;
             return match update_task(&mut conn, update).await? {
-                true => Ok(Vec::new()),
+                true => Ok(Applied::default()),
                 false => Err(conflict(&mut conn, update).await?),
             };
         }
@@ -320,6 +410,10 @@ impl MetaStore for PostgresStore {
                 tx.rollback().await.map_err(db(BACKEND, OP))?;
                 return Err(conflict);
             }
+        }
+        let mut datasets = Vec::with_capacity(outputs.len());
+        for output in &outputs {
+            datasets.push((output.index, insert_version(&mut tx, output).await?));
         }
         let created =
             insert_tasks(&mut tx, &transition.new_tasks, transition.created_at(), OP).await?;
@@ -347,7 +441,10 @@ impl MetaStore for PostgresStore {
             }
         }
         tx.commit().await.map_err(db(BACKEND, OP))?;
-        Ok(created)
+        Ok(Applied {
+            tasks: created,
+            datasets: in_update_order(datasets),
+        })
     }
 
     async fn run(&self, id: RunId) -> Result<Option<RunRow>> {
@@ -459,5 +556,92 @@ impl MetaStore for PostgresStore {
         .await
         .map_err(db(BACKEND, "release_run"))?;
         Ok(())
+    }
+
+    async fn datasets(&self, namespace: Option<&str>) -> Result<Vec<DatasetVersionRow>> {
+        let query = match namespace {
+            Some(ns) => sqlx::query(concat!(
+                "SELECT ",
+                version_columns!(),
+                " FROM dataset_versions WHERE (namespace, name, version) IN \
+                 (SELECT namespace, name, latest_version FROM datasets WHERE namespace = $1) \
+                 ORDER BY namespace, name"
+            ))
+            .bind(ns),
+            None => sqlx::query(concat!(
+                "SELECT ",
+                version_columns!(),
+                " FROM dataset_versions WHERE (namespace, name, version) IN \
+                 (SELECT namespace, name, latest_version FROM datasets) \
+                 ORDER BY namespace, name"
+            )),
+        };
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db(BACKEND, "datasets"))?;
+        rows.iter().map(version_from_row).collect()
+    }
+
+    async fn dataset_versions(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<DatasetVersionRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            version_columns!(),
+            " FROM dataset_versions WHERE namespace = $1 AND name = $2 ORDER BY version DESC"
+        ))
+        .bind(namespace)
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db(BACKEND, "dataset_versions"))?;
+        rows.iter().map(version_from_row).collect()
+    }
+
+    async fn dataset_version(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<DatasetVersionRow>> {
+        let query = match version {
+            Some(version) => sqlx::query(concat!(
+                "SELECT ",
+                version_columns!(),
+                " FROM dataset_versions WHERE namespace = $1 AND name = $2 AND version = $3"
+            ))
+            .bind(namespace)
+            .bind(name)
+            .bind(i64::from(version)),
+            None => sqlx::query(concat!(
+                "SELECT ",
+                version_columns!(),
+                " FROM dataset_versions WHERE namespace = $1 AND name = $2 \
+                 ORDER BY version DESC LIMIT 1"
+            ))
+            .bind(namespace)
+            .bind(name),
+        };
+        let row = query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db(BACKEND, "dataset_version"))?;
+        row.as_ref().map(version_from_row).transpose()
+    }
+
+    async fn run_datasets(&self, run: RunId) -> Result<Vec<DatasetVersionRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            version_columns!(),
+            " FROM dataset_versions WHERE run_id = $1 ORDER BY id"
+        ))
+        .bind(run.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db(BACKEND, "run_datasets"))?;
+        rows.iter().map(version_from_row).collect()
     }
 }

@@ -21,12 +21,16 @@ use sqlx::sqlite::{
 };
 use sqlx::types::Json;
 use sqlx::{Row, SqlSafeStr, Sqlite, Transaction};
-use weir_types::{Metering, RunId, TaskId};
+use weir_types::{DatasetVersionRef, Metering, RunId, TaskId};
 
 use crate::error::db;
-use crate::meta::{RunStamps, TaskStamps, parse_attempt, parse_run_state, parse_task_state};
+use crate::meta::{
+    Output, RunStamps, TaskStamps, in_update_order, parse_attempt, parse_count, parse_run_state,
+    parse_task_state, parse_version, version_text,
+};
 use crate::{
-    Error, MetaStore, NewRun, NewTask, Result, RunFilter, RunRow, TaskRow, TaskUpdate, Transition,
+    Applied, DatasetVersionRow, Error, MetaStore, NewRun, NewTask, Result, RunFilter, RunRow,
+    TaskRow, TaskUpdate, Transition,
 };
 
 const BACKEND: &str = "sqlite";
@@ -51,18 +55,34 @@ macro_rules! task_columns {
     };
 }
 
+macro_rules! version_columns {
+    () => {
+        "namespace, name, version, schema, row_count, byte_count, files, inputs, task_id, \
+         run_id, created_at"
+    };
+}
+
 /// The migrations, embedded. Not `sqlx::migrate!`: that macro needs sqlx's
 /// `macros` feature, which compiles a second copy of both drivers (and of the
 /// bundled SQLite C library) for the proc-macro host. Same file naming, so
 /// switching is a one-line change.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "runs and tasks".into(),
-        MigrationType::Simple,
-        include_str!("../migrations/sqlite/0001_runs_and_tasks.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "runs and tasks".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0001_runs_and_tasks.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "datasets".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0002_datasets.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 /// The SQLite [`MetaStore`]: one database file, created and migrated on open.
@@ -225,6 +245,83 @@ fn task_from_row(row: &SqliteRow) -> Result<TaskRow> {
     })
 }
 
+fn version_from_row(row: &SqliteRow) -> Result<DatasetVersionRow> {
+    let namespace: String = get(row, "namespace")?;
+    let name: String = get(row, "name")?;
+    let number: i64 = get(row, "version")?;
+    let what = || version_text(&namespace, &name, number);
+    let version = parse_version(number, &namespace, &name)?;
+    let rows = parse_count(get(row, "row_count")?, "row_count", &what)?;
+    let bytes = parse_count(get(row, "byte_count")?, "byte_count", &what)?;
+    let created: i64 = get(row, "created_at")?;
+    let created_at = DateTime::from_timestamp_micros(created).ok_or_else(|| {
+        Error::corrupt(format!(
+            "{}: `created_at` = {created} is not a time",
+            what()
+        ))
+    })?;
+    let files: Json<Vec<String>> = get(row, "files")?;
+    let inputs: Json<Vec<DatasetVersionRef>> = get(row, "inputs")?;
+    Ok(DatasetVersionRow {
+        namespace,
+        name,
+        version,
+        schema: get(row, "schema")?,
+        rows,
+        bytes,
+        files: files.0,
+        inputs: inputs.0,
+        task_id: TaskId(get(row, "task_id")?),
+        run_id: RunId(get(row, "run_id")?),
+        created_at,
+    })
+}
+
+/// Records one output: allocates its dataset's next version number (the
+/// `BEGIN IMMEDIATE` write lock already serializes writers; the upsert keeps
+/// the statement the same as PostgreSQL's) and inserts the version with its
+/// task's run.
+async fn insert_version(
+    tx: &mut Transaction<'static, Sqlite>,
+    output: &Output<'_>,
+) -> Result<DatasetVersionRow> {
+    const OP: &str = "apply";
+    let new = output.version;
+    let version: i64 = sqlx::query_scalar(
+        "INSERT INTO datasets (namespace, name, latest_version, created_at) \
+         VALUES (?1, ?2, 1, ?3) \
+         ON CONFLICT (namespace, name) DO UPDATE SET latest_version = datasets.latest_version + 1 \
+         RETURNING latest_version",
+    )
+    .bind(&new.namespace)
+    .bind(&new.name)
+    .bind(micros(output.at))
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db(BACKEND, OP))?;
+    let row = sqlx::query(concat!(
+        "INSERT INTO dataset_versions (namespace, name, version, schema, row_count, byte_count, \
+         files, inputs, task_id, run_id, created_at) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, id, run_id, ?9 FROM tasks WHERE id = ?10 \
+         RETURNING ",
+        version_columns!()
+    ))
+    .bind(&new.namespace)
+    .bind(&new.name)
+    .bind(version)
+    .bind(&new.schema)
+    .bind(output.rows)
+    .bind(output.bytes)
+    .bind(Json(&new.files))
+    .bind(Json(&new.inputs))
+    .bind(micros(output.at))
+    .bind(output.task.0)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db(BACKEND, OP))?;
+    version_from_row(&row)
+}
+
 /// Inserts tasks (possibly of several runs) with one statement and returns
 /// them in the given order.
 ///
@@ -364,11 +461,12 @@ impl MetaStore for SqliteStore {
         Ok((run_row, task_rows))
     }
 
-    async fn apply(&self, transition: Transition) -> Result<Vec<TaskRow>> {
+    async fn apply(&self, transition: Transition) -> Result<Applied> {
         const OP: &str = "apply";
         if transition.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Applied::default());
         }
+        let outputs = transition.outputs()?;
         let mut tx = self.begin(OP).await?;
         for update in &transition.tasks {
             if !update_task(&mut tx, update).await? {
@@ -376,6 +474,10 @@ impl MetaStore for SqliteStore {
                 tx.rollback().await.map_err(db(BACKEND, OP))?;
                 return Err(conflict);
             }
+        }
+        let mut datasets = Vec::with_capacity(outputs.len());
+        for output in &outputs {
+            datasets.push((output.index, insert_version(&mut tx, output).await?));
         }
         let created =
             insert_tasks(&mut tx, &transition.new_tasks, transition.created_at(), OP).await?;
@@ -403,7 +505,10 @@ impl MetaStore for SqliteStore {
             }
         }
         tx.commit().await.map_err(db(BACKEND, OP))?;
-        Ok(created)
+        Ok(Applied {
+            tasks: created,
+            datasets: in_update_order(datasets),
+        })
     }
 
     async fn run(&self, id: RunId) -> Result<Option<RunRow>> {
@@ -522,6 +627,93 @@ impl MetaStore for SqliteStore {
         .map_err(db(BACKEND, OP))?;
         tx.commit().await.map_err(db(BACKEND, OP))?;
         Ok(())
+    }
+
+    async fn datasets(&self, namespace: Option<&str>) -> Result<Vec<DatasetVersionRow>> {
+        let query = match namespace {
+            Some(ns) => sqlx::query(concat!(
+                "SELECT ",
+                version_columns!(),
+                " FROM dataset_versions WHERE (namespace, name, version) IN \
+                 (SELECT namespace, name, latest_version FROM datasets WHERE namespace = ?1) \
+                 ORDER BY namespace, name"
+            ))
+            .bind(ns),
+            None => sqlx::query(concat!(
+                "SELECT ",
+                version_columns!(),
+                " FROM dataset_versions WHERE (namespace, name, version) IN \
+                 (SELECT namespace, name, latest_version FROM datasets) \
+                 ORDER BY namespace, name"
+            )),
+        };
+        let rows = query
+            .fetch_all(&self.readers)
+            .await
+            .map_err(db(BACKEND, "datasets"))?;
+        rows.iter().map(version_from_row).collect()
+    }
+
+    async fn dataset_versions(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<DatasetVersionRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            version_columns!(),
+            " FROM dataset_versions WHERE namespace = ?1 AND name = ?2 ORDER BY version DESC"
+        ))
+        .bind(namespace)
+        .bind(name)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db(BACKEND, "dataset_versions"))?;
+        rows.iter().map(version_from_row).collect()
+    }
+
+    async fn dataset_version(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<DatasetVersionRow>> {
+        let query = match version {
+            Some(version) => sqlx::query(concat!(
+                "SELECT ",
+                version_columns!(),
+                " FROM dataset_versions WHERE namespace = ?1 AND name = ?2 AND version = ?3"
+            ))
+            .bind(namespace)
+            .bind(name)
+            .bind(i64::from(version)),
+            None => sqlx::query(concat!(
+                "SELECT ",
+                version_columns!(),
+                " FROM dataset_versions WHERE namespace = ?1 AND name = ?2 \
+                 ORDER BY version DESC LIMIT 1"
+            ))
+            .bind(namespace)
+            .bind(name),
+        };
+        let row = query
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(db(BACKEND, "dataset_version"))?;
+        row.as_ref().map(version_from_row).transpose()
+    }
+
+    async fn run_datasets(&self, run: RunId) -> Result<Vec<DatasetVersionRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            version_columns!(),
+            " FROM dataset_versions WHERE run_id = ?1 ORDER BY id"
+        ))
+        .bind(run.0)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db(BACKEND, "run_datasets"))?;
+        rows.iter().map(version_from_row).collect()
     }
 }
 

@@ -3,6 +3,7 @@
 //! backends (every scenario runs as `sqlite::NAME` and `postgres::NAME`).
 
 mod dag;
+mod datasets;
 mod ownership;
 mod resume;
 mod retries;

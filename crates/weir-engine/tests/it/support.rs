@@ -51,6 +51,13 @@ macro_rules! on_both_backends {
     };
 }
 
+/// The built-in kinds plus the test data kind `emit`.
+pub fn registry() -> Registry {
+    let mut registry = Registry::builtin();
+    registry.register(crate::datasets::EmitAction);
+    registry
+}
+
 /// A weir project in a temporary folder with its metadata store.
 pub struct Project {
     dir: TempDir,
@@ -103,7 +110,7 @@ impl Project {
             state_dir: self.root().join(".weir"),
             database_url: self.database_url.clone(),
         };
-        Engine::open(config, Arc::new(Registry::builtin()))
+        Engine::open(config, Arc::new(registry()))
             .await
             .expect("open engine")
     }
@@ -111,8 +118,7 @@ impl Project {
     /// Writes `pipelines/<name>.yaml` and returns its checked plan.
     pub fn pipeline(&self, name: &str, yaml: &str) -> Plan {
         self.write(&format!("pipelines/{name}.yaml"), yaml);
-        let registry = Registry::builtin();
-        let checked = weir_spec::check_project(self.root(), &registry, &[]);
+        let checked = weir_spec::check_project(self.root(), &registry(), &[]);
         assert!(
             !checked.has_errors(),
             "the test pipeline is invalid: {:#?}",

@@ -3,6 +3,7 @@
 //! the blob and log stores on a real directory.
 
 mod blob;
+mod datasets;
 mod logs;
 mod meta;
 mod support;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::json;
 use tokio::sync::Barrier;
 use weir_store::{
-    Error, MetaStore, NewTask, RunFilter, RunUpdate, TaskRow, TaskUpdate, Transition,
+    Applied, Error, MetaStore, NewTask, RunFilter, RunUpdate, TaskRow, TaskUpdate, Transition,
 };
 use weir_types::{Metering, RunId, RunState, TaskId, TaskState};
 
@@ -338,12 +338,9 @@ async fn guard_on_a_missing_task_conflicts(db: &TestDb) {
         matches!(err, Error::Conflict { task, found: None, .. } if task == missing),
         "{err:?}"
     );
-    assert!(
-        db.store
-            .apply(Transition::default())
-            .await
-            .expect("empty")
-            .is_empty()
+    assert_eq!(
+        db.store.apply(Transition::default()).await.expect("empty"),
+        Applied::default()
     );
 }
 
@@ -470,6 +467,8 @@ async fn retries_are_new_task_rows(db: &TestDb) {
         })
         .await
         .expect("fail and retry");
+    assert!(created.datasets.is_empty());
+    let created = created.tasks;
     assert_eq!(created.len(), 2);
     let (a2, b2) = (&created[0], &created[1]);
     assert_eq!(

@@ -86,6 +86,11 @@ impl TestDb {
         }
     }
 
+    /// The store's URL (`sqlite://...` or `postgres://...`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// A second, independent handle on the same database, like another weir
     /// process would have (re-running the migrations, which must be a no-op).
     pub async fn open_again(&self) -> Arc<dyn MetaStore> {
