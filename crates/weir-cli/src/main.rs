@@ -17,7 +17,7 @@ mod render;
 
 /// weir: a data processing engine and pipeline orchestrator.
 #[derive(Debug, Parser)]
-#[command(name = "weir", version, propagate_version = true)]
+#[command(name = "weir", version)]
 struct Cli {
     /// Project folder (the one holding `weir.yaml`); default: the current
     /// folder or the nearest parent with a `weir.yaml`.
@@ -53,6 +53,10 @@ enum Command {
     Show(commands::show::ShowArgs),
     /// Print the logs of a run's steps.
     Logs(commands::logs::LogsArgs),
+    /// List datasets, their versions, schemas and rows.
+    Datasets(commands::datasets::DatasetsArgs),
+    /// Run SQL over every dataset weir has produced.
+    Query(commands::query::QueryArgs),
     /// Print the JSON Schema of the pipeline file format.
     Schema(commands::schema::SchemaArgs),
 }
@@ -96,6 +100,8 @@ fn main() -> ExitCode {
             Command::Runs(args) => commands::runs::run(&globals, args).await,
             Command::Show(args) => commands::show::run(&globals, args).await,
             Command::Logs(args) => commands::logs::run(&globals, args).await,
+            Command::Datasets(args) => commands::datasets::run(&globals, args).await,
+            Command::Query(args) => commands::query::run(&globals, args).await,
             Command::Schema(args) => commands::schema::run(args),
         }
     });

@@ -23,9 +23,16 @@ pub fn error(message: &str) {
 /// Reports an error with its causes and any `hint:`.
 pub fn report_error(e: &anyhow::Error) {
     let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "error: {e}");
+    let mut shown = e.to_string();
+    let _ = writeln!(err, "error: {shown}");
     for cause in e.chain().skip(1) {
-        let _ = writeln!(err, "  caused by: {cause}");
+        // Many errors embed their source's message; print each text once.
+        let text = cause.to_string();
+        if shown.contains(&text) {
+            continue;
+        }
+        let _ = writeln!(err, "  caused by: {text}");
+        shown.push_str(&text);
     }
 }
 

@@ -37,14 +37,34 @@ impl Globals {
         })
     }
 
+    /// The project's namespace (`namespace:` in `weir.yaml`, else `default`).
+    pub fn namespace(&self) -> Result<String> {
+        let root = self.project_root()?;
+        let (config, _) = weir_spec::load_project_config(&root);
+        Ok(if config.namespace.is_empty() {
+            weir_types::DEFAULT_NAMESPACE.to_owned()
+        } else {
+            config.namespace
+        })
+    }
+
     pub async fn engine(&self) -> Result<Engine> {
         let root = self.project_root()?;
         let mut config = EngineConfig::for_project(&root);
         config.database_url = self.database_url.clone();
-        Engine::open(config, Arc::new(Registry::builtin()))
+        Engine::open(config, Arc::new(registry()))
             .await
             .context("cannot open the project's stores")
     }
+}
+
+/// Every step kind this binary knows: weir-exec's built-in kinds plus the
+/// data kinds of weir-data. The binary is where the two meet (weir-exec must
+/// not depend on DataFusion).
+pub fn registry() -> Registry {
+    let mut registry = Registry::builtin();
+    weir_data::register_actions(&mut registry);
+    registry
 }
 
 /// A run with all its tasks; an unknown id says where to find the real ones.

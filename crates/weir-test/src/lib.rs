@@ -108,7 +108,11 @@ pub fn replace_durations(text: &str) -> String {
         LazyLock::new(|| Regex::new(r"\b(\d+\.\d+s|\d+m\d\ds)\b").expect("valid regex"));
     static MEMORY: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"\b\d+(\.\d+)? (KiB|MiB|GiB)\b").expect("valid regex"));
-    let text = DURATION.replace_all(text, "[T]");
+    static DATETIME: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\b\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?Z?\b").expect("valid regex")
+    });
+    let text = DATETIME.replace_all(text, "[DATETIME]");
+    let text = DURATION.replace_all(&text, "[T]");
     MEMORY.replace_all(&text, "[MEM]").into_owned()
 }
 
@@ -150,6 +154,10 @@ mod tests {
         );
         assert_eq!(replace_durations("[  0.12s] clean"), "[  [T]] clean");
         assert_eq!(replace_durations("0.01s  3.2 MiB"), "[T]  [MEM]");
+        assert_eq!(
+            replace_durations("updated 2026-11-24 01:43:25  run 1"),
+            "updated [DATETIME]  run 1"
+        );
         assert_eq!(
             replace_durations("timeout: 5x at 3:4"),
             "timeout: 5x at 3:4"

@@ -1,6 +1,5 @@
 use anyhow::Result;
 use clap::Args;
-use weir_exec::Registry;
 
 use crate::project::Globals;
 use crate::{Outcome, output, render};
@@ -21,7 +20,7 @@ pub fn run(globals: &Globals, args: CheckArgs) -> Result<Outcome> {
             None => std::env::current_dir()?,
         },
     };
-    let registry = Registry::builtin();
+    let registry = crate::project::registry();
     let checked = weir_spec::check_project(&root, &registry, &args.pipelines);
     let errors = render::diagnostics(&checked.diagnostics, &checked.sources);
     let warnings = checked.diagnostics.len() - errors;

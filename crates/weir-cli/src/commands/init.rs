@@ -31,6 +31,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../../../examples/demo/pipelines/sales.yaml"),
     ),
     (
+        "pipelines/revenue.yaml",
+        include_str!("../../../../examples/demo/pipelines/revenue.yaml"),
+    ),
+    (
         "data/orders.csv",
         include_str!("../../../../examples/demo/data/orders.csv"),
     ),
@@ -61,6 +65,8 @@ pub fn run(args: InitArgs) -> Result<Outcome> {
     output::line(format!("  cd {}", dir.display()));
     output::line("  weir check        # validate every pipeline");
     output::line("  weir run sales    # run it, with live progress");
+    output::line("  weir run revenue  # the same with data steps: versioned datasets, SQL");
+    output::line("  weir query \"SELECT * FROM revenue.ranking\"");
     output::line("  weir runs         # what ran");
     Ok(Outcome::Success)
 }

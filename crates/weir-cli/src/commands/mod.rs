@@ -1,6 +1,8 @@
 pub mod check;
+pub mod datasets;
 pub mod init;
 pub mod logs;
+pub mod query;
 pub mod run;
 pub mod runs;
 pub mod schema;

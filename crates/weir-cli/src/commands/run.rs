@@ -3,7 +3,6 @@ use clap::Args;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use weir_engine::{ExecuteOptions, NewRunRequest, RunSummary};
-use weir_exec::Registry;
 use weir_types::{DEFAULT_NAMESPACE, RunId, RunState, TaskState};
 
 use crate::project::Globals;
@@ -93,7 +92,7 @@ async fn create(
         .pipeline
         .clone()
         .ok_or_else(|| anyhow!("name the pipeline to run, e.g. `weir run sales`"))?;
-    let registry = Registry::builtin();
+    let registry = crate::project::registry();
     let checked = weir_spec::check_project(root, &registry, std::slice::from_ref(&pipeline));
     let errors = render::diagnostics(&checked.diagnostics, &checked.sources);
     if errors > 0 {
@@ -196,6 +195,10 @@ const LOG_LINES_OF_FAILURES: usize = 10;
 async fn print_summary(engine: &weir_engine::Engine, summary: &RunSummary) {
     output::line("");
     output::text(super::show::steps_table(summary));
+    if !summary.datasets.is_empty() {
+        output::line("");
+        output::text(super::show::datasets_table(summary));
+    }
     for task in summary.latest_tasks() {
         if task.state != TaskState::Failed {
             continue;

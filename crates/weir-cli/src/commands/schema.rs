@@ -1,6 +1,5 @@
 use anyhow::Result;
 use clap::Args;
-use weir_exec::Registry;
 
 use crate::{Outcome, output};
 
@@ -8,7 +7,7 @@ use crate::{Outcome, output};
 pub struct SchemaArgs {}
 
 pub fn run(_args: SchemaArgs) -> Result<Outcome> {
-    let schema = weir_spec::pipeline_schema(&Registry::builtin());
+    let schema = weir_spec::pipeline_schema(&crate::project::registry());
     output::line(serde_json::to_string_pretty(&schema)?);
     Ok(Outcome::Success)
 }

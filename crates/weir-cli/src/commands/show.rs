@@ -45,7 +45,28 @@ pub async fn run(globals: &Globals, args: ShowArgs) -> Result<Outcome> {
     ));
     output::line("");
     output::text(attempts_table(&summary));
+    if !summary.datasets.is_empty() {
+        output::line("");
+        output::text(datasets_table(&summary));
+    }
     Ok(Outcome::Success)
+}
+
+/// The dataset versions a run produced.
+pub fn datasets_table(summary: &RunSummary) -> String {
+    let rows: Vec<Vec<String>> = summary
+        .datasets
+        .iter()
+        .map(|d| {
+            vec![
+                d.name.clone(),
+                d.version.to_string(),
+                d.rows.to_string(),
+                output::memory(d.bytes / 1024),
+            ]
+        })
+        .collect();
+    output::table(&["DATASET", "VERSION", "ROWS", "SIZE"], &rows)
 }
 
 /// One row per step (its latest attempt).

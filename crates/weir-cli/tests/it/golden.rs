@@ -24,7 +24,8 @@ fn render(case: &Path) -> String {
     let command = fs_err::read_to_string(case.join("command")).unwrap_or_else(|_| "check".into());
     let mut rendered = String::new();
     for line in command.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let args: Vec<&str> = line.split_whitespace().collect();
+        let owned = split_args(line);
+        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
         let out = project.weir(&args).expect("run weir");
         rendered.push_str(&format!("$ weir {line}\n"));
         rendered.push_str(&format!("exit: {}\n", out.status.code().unwrap_or(-1)));
@@ -48,6 +49,48 @@ fn render(case: &Path) -> String {
         }
     }
     rendered
+}
+
+/// Splits a `command` line into arguments; `"..."` groups words (SQL).
+fn split_args(line: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in line.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    args.push(std::mem::take(&mut current));
+                    any = false;
+                }
+            }
+            c => {
+                current.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        args.push(current);
+    }
+    args
+}
+
+#[test]
+fn command_lines_split_on_spaces_outside_quotes() {
+    assert_eq!(
+        split_args(r#"query "SELECT a, b FROM t" --format csv"#),
+        ["query", "SELECT a, b FROM t", "--format", "csv"]
+    );
+    assert_eq!(
+        split_args("run p  --param x="),
+        ["run", "p", "--param", "x="]
+    );
 }
 
 #[test]
@@ -99,9 +142,16 @@ const NOT_REACHABLE_FROM_YAML: &[&str] = &["unknown-kind"];
 #[test]
 fn every_diagnostic_code_has_a_golden_case() {
     let root = repo_root().join("tests/golden");
-    let kinds = weir_spec::ActionCatalog::kinds(&weir_exec::Registry::builtin()).len();
+    // The binary's registry: built-in kinds plus weir-data's.
+    let mut registry = weir_exec::Registry::builtin();
+    weir_data::register_actions(&mut registry);
+    let kinds = weir_spec::ActionCatalog::kinds(&registry).len();
     let mut missing = Vec::new();
-    for (code, _) in weir_spec::CODES.iter().chain(weir_exec::CODES) {
+    let codes = weir_spec::CODES
+        .iter()
+        .chain(weir_exec::CODES)
+        .chain(weir_data::CODES);
+    for (code, _) in codes {
         if (kinds == 1 && NEEDS_A_SECOND_KIND.contains(code))
             || NOT_REACHABLE_FROM_YAML.contains(code)
         {

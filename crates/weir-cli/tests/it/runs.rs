@@ -377,6 +377,38 @@ fn init_creates_a_project_that_runs() {
     let report = fs_err::read_to_string(dir.join(format!("out/run-{id}/report.txt"))).unwrap();
     assert!(report.starts_with("Top 5 countries by revenue"), "{report}");
     assert_eq!(report.lines().count(), 6, "{report}");
+    // The data pipeline: CSVs become datasets, SQL aggregates them, the
+    // lake answers queries over the result.
+    let data = p
+        .command(&["run", "revenue"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        data.status.success(),
+        "{}",
+        String::from_utf8_lossy(&data.stdout)
+    );
+    let query = p
+        .command(&[
+            "query",
+            "SELECT count(*) AS countries, sum(orders) AS orders FROM revenue.ranking",
+            "--format",
+            "csv",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        query.status.success(),
+        "{}",
+        String::from_utf8_lossy(&query.stderr)
+    );
+    // 8 countries; 1,762 paid or shipped orders of at least 5 in data/orders.csv.
+    assert_eq!(
+        String::from_utf8_lossy(&query.stdout),
+        "countries,orders\n8,1762\n"
+    );
     // A second init into the same folder is refused.
     let again = p.weir(&["init", dir.to_str().unwrap()]).unwrap();
     assert_eq!(again.status.code(), Some(1));

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use weir_spec::{ActionCatalog, ActionCheck, CODES, CheckOutput, Node, check_project};
 use weir_types::Diagnostic;
 
-/// `shell` and `python`, both taking a string, like the real registry's.
+/// `shell`, `sql` and `python`, each taking a string, like the real registry's.
 struct TestCatalog;
 
 impl ActionCatalog for TestCatalog {
     fn kinds(&self) -> Vec<&'static str> {
-        vec!["shell", "python"]
+        vec!["shell", "sql", "python"]
     }
 
     fn spec_schema(&self, _kind: &str) -> Option<schemars::Schema> {
