@@ -110,7 +110,24 @@ fn main() -> ExitCode {
         Ok(Outcome::Failure) => ExitCode::from(1),
         Err(e) => {
             output::report_error(&e);
-            ExitCode::from(1)
+            if is_bug(&e) {
+                output::error(
+                    "this is a bug in weir; please report it with the command and the output above",
+                );
+                ExitCode::from(101)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
+}
+
+/// Errors that mean weir itself is broken (exit 101), not the user's input.
+fn is_bug(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<weir_engine::Error>(),
+            Some(weir_engine::Error::Internal(_))
+        )
+    })
 }

@@ -98,7 +98,8 @@ struct Batch {
     new_task_slots: Vec<usize>,
     /// Slot of each task update carrying an output, in order.
     output_slots: Vec<usize>,
-    start: Vec<usize>,
+    /// Tasks marked `running` by this batch: spawn them once it is durable.
+    start: Vec<(usize, TaskId)>,
     events: Vec<RunEvent>,
 }
 
@@ -153,8 +154,13 @@ impl Engine {
             });
         }
         let now = Utc::now();
-        let stale_before = match &run.owner {
-            Some(owner) if owner_is_dead_here(owner) => now + chrono::Duration::seconds(1),
+        let stale_before = match (&run.owner, run.heartbeat_at) {
+            // Its process is gone: take the run over now, but only from that
+            // owner, as we saw it (a claim refreshes the heartbeat, so a
+            // concurrent resume that claimed first makes this one fail).
+            (Some(owner), Some(seen)) if owner_is_dead_here(owner) => {
+                seen + chrono::Duration::microseconds(1)
+            }
             _ => now - chrono::Duration::from_std(LEASE).unwrap_or_default(),
         };
         if !self
@@ -192,7 +198,13 @@ impl Engine {
         // Attempts still `running` belonged to a process that died; theirs
         // may live on and must not overlap with the new attempts.
         let leftovers = if slots.iter().any(|s| s.state == TaskState::Running) {
-            weir_exec::process::kill_processes_in(&self.run_work_dir(run.id))
+            let dir = self.run_work_dir(run.id);
+            let run_id = run.id.to_string();
+            tokio::task::spawn_blocking(move || {
+                weir_exec::process::kill_task_processes(&dir, "WEIR_RUN_ID", &run_id)
+            })
+            .await
+            .unwrap_or(0)
         } else {
             0
         };
@@ -235,7 +247,6 @@ impl Engine {
                 );
             }
             let run_state = advance(
-                run.id,
                 &mut slots,
                 &mut batch,
                 concurrency.saturating_sub(running),
@@ -290,9 +301,9 @@ impl Engine {
                     let _ = tx.send(event);
                 }
             }
-            for index in start {
+            for (index, task) in start {
                 running += 1;
-                self.spawn_task(run, &slots, index, &environments, &stop, &done_tx);
+                self.spawn_task(run, &slots, index, task, &environments, &stop, &done_tx);
             }
             if final_state.is_some() {
                 break;
@@ -301,11 +312,7 @@ impl Engine {
                 continue;
             }
 
-            let wake_at = slots
-                .iter()
-                .filter(|s| s.state == TaskState::Queued && s.task.is_some())
-                .filter_map(|s| s.not_before)
-                .min();
+            let wake_at = next_wake(&slots, running, concurrency);
             let sleep = wake_at.map(|at| {
                 (at - Utc::now())
                     .to_std()
@@ -421,19 +428,21 @@ impl Engine {
         Ok(slots)
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "called from one place in the loop, with the loop's own locals"
+    )]
     fn spawn_task(
         &self,
         run: &RunRow,
         slots: &[Slot],
         index: usize,
+        task: TaskId,
         environments: &HashMap<String, Environment>,
         stop: &CancellationToken,
         done_tx: &mpsc::UnboundedSender<TaskDone>,
     ) {
         let slot = &slots[index];
-        let Some(task) = slot.task else {
-            return;
-        };
         let env = slot
             .step
             .environment
@@ -521,6 +530,20 @@ impl Engine {
             });
         });
     }
+}
+
+/// When the loop must wake up by itself: when the earliest queued retry
+/// comes due, if a slot is free for it. With none free, a finishing task
+/// wakes the loop; a timer would spin on a retry that is already due.
+fn next_wake(slots: &[Slot], running: usize, concurrency: usize) -> Option<DateTime<Utc>> {
+    if running >= concurrency {
+        return None;
+    }
+    slots
+        .iter()
+        .filter(|s| s.state == TaskState::Queued && s.task.is_some())
+        .filter_map(|s| s.not_before)
+        .min()
 }
 
 /// Resume: attempts that were running when their process died are recorded
@@ -623,7 +646,13 @@ fn finish_task(
                 let delay = slot.step.retries.delay_before(retries_used + 2);
                 slot.state = TaskState::Queued;
                 slot.task = None;
-                slot.not_before = Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
+                // Backoffs are bounded at `weir check`; saturate rather than
+                // retry at once if an old plan snapshot holds a huge one.
+                let not_before = chrono::Duration::from_std(delay)
+                    .ok()
+                    .and_then(|d| now.checked_add_signed(d))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                slot.not_before = Some(not_before);
                 batch.new_attempt(run, index, &slots[index], now);
             }
         }
@@ -634,14 +663,12 @@ fn finish_task(
 /// `upstream_failed`, ready ones `queued` or straight `running` when a slot
 /// is free. Returns the run's final state once every step is terminal.
 fn advance(
-    run: RunId,
     slots: &mut [Slot],
     batch: &mut Batch,
     free: usize,
     cancelling: bool,
     now: DateTime<Utc>,
 ) -> Option<RunState> {
-    let _ = run;
     let mut free = free;
     for index in 0..slots.len() {
         let state = slots[index].state;
@@ -686,16 +713,18 @@ fn advance(
         slot.state = to;
         if to == TaskState::Running {
             free -= 1;
-            batch.start.push(index);
+            batch.start.push((index, task));
         }
     }
     if slots.iter().any(|s| !s.state.is_terminal()) {
         return None;
     }
-    Some(if cancelling {
-        RunState::Cancelled
-    } else if slots.iter().all(|s| s.state.satisfies_dependents()) {
+    // Every step done is success even if a cancel arrived as the last task
+    // finished.
+    Some(if slots.iter().all(|s| s.state.satisfies_dependents()) {
         RunState::Succeeded
+    } else if cancelling {
+        RunState::Cancelled
     } else {
         RunState::Failed
     })
@@ -798,4 +827,69 @@ impl TaskJob {
 
 fn source_text(e: &Error) -> String {
     std::error::Error::source(e).map_or_else(String::new, ToString::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_spec::RetryPolicy;
+
+    use super::*;
+
+    fn slot(state: TaskState, not_before: Option<DateTime<Utc>>) -> Slot {
+        Slot {
+            step: Step {
+                name: "s".into(),
+                kind: "shell".into(),
+                spec: serde_json::json!("true"),
+                depends_on: Vec::new(),
+                retries: RetryPolicy::default(),
+                timeout: None,
+                environment: None,
+            },
+            deps: Vec::new(),
+            task: Some(TaskId(1)),
+            attempt: 2,
+            state,
+            not_before,
+            base_attempt: 1,
+            value: None,
+            output: None,
+        }
+    }
+
+    #[test]
+    fn a_due_retry_sets_no_timer_while_every_slot_is_busy() {
+        let due = Utc::now() - chrono::Duration::seconds(1);
+        let later = Utc::now() + chrono::Duration::seconds(5);
+        let slots = [
+            slot(TaskState::Queued, Some(later)),
+            slot(TaskState::Queued, Some(due)),
+            slot(TaskState::Running, None),
+        ];
+        assert_eq!(next_wake(&slots, 1, 1), None, "no free slot: no timer");
+        assert_eq!(next_wake(&slots, 0, 1), Some(due), "earliest retry");
+        assert_eq!(next_wake(&slots[2..], 0, 1), None, "nothing queued");
+    }
+
+    #[test]
+    fn a_run_whose_steps_all_succeeded_is_succeeded_even_when_cancelling() {
+        let mut slots = [
+            slot(TaskState::Succeeded, None),
+            slot(TaskState::Cached, None),
+        ];
+        let mut batch = Batch::default();
+        assert_eq!(
+            advance(&mut slots, &mut batch, 2, true, Utc::now()),
+            Some(RunState::Succeeded)
+        );
+        let mut slots = [
+            slot(TaskState::Succeeded, None),
+            slot(TaskState::Pending, None),
+        ];
+        assert_eq!(
+            advance(&mut slots, &mut batch, 2, true, Utc::now()),
+            Some(RunState::Cancelled),
+            "a pending step is cancelled, and so is the run"
+        );
+    }
 }

@@ -251,7 +251,7 @@ pub async fn run_process(
 
     let deadline = spec
         .timeout
-        .map(|t| tokio::time::Instant::from_std(started) + t);
+        .and_then(|t| tokio::time::Instant::from_std(started).checked_add(t));
     let mut killing: Option<(Kill, tokio::time::Instant)> = None;
     let mut sigkill_sent = false;
     let mut reaper = reaper;
@@ -628,22 +628,26 @@ mod tests {
     }
 }
 
-/// Kills (SIGKILL, whole process group) every process whose working
-/// directory is inside `dir`; returns how many groups were signalled.
+/// Kills (SIGKILL, whole process group) the leftover processes of a run's
+/// tasks: those whose working directory is inside `dir` *and* whose
+/// environment has `key=value` (weir sets `WEIR_RUN_ID` for every task).
+/// Waits up to a second for them to be gone; returns how many groups were
+/// signalled.
 ///
 /// For resuming a run whose weir process died: its tasks' processes live on
-/// in their own process groups. Each task runs in its own directory under
-/// the run's, so the processes still there are exactly the orphans of that
-/// run; no pid has to be recorded on the hot path, and a reused pid cannot
-/// be hit by mistake. A process that changed its directory elsewhere escapes
-/// (a cgroup per task would catch it; see the notes of issue 2).
-pub fn kill_processes_in(dir: &Path) -> usize {
+/// in their own process groups. Matching both the directory and the
+/// variable finds exactly the orphans of that run (not a user's shell that
+/// happens to be `cd`'d into a task directory), with no pid recorded on the
+/// hot path and no risk from reused pids. A process that changed directory
+/// or cleared its environment escapes; a cgroup per task would catch it.
+pub fn kill_task_processes(dir: &Path, key: &str, value: &str) -> usize {
     let Ok(dir) = dir.canonicalize() else {
         return 0;
     };
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
     };
+    let marker = format!("{key}={value}");
     let mut groups = std::collections::BTreeSet::new();
     for entry in entries.flatten() {
         let Some(pid) = entry
@@ -655,15 +659,24 @@ pub fn kill_processes_in(dir: &Path) -> usize {
         };
         let inside =
             std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&dir));
-        if inside && let Ok(group) = nix::unistd::getpgid(Some(Pid::from_raw(pid))) {
+        let tagged = inside
+            && std::fs::read(entry.path().join("environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()));
+        if tagged && let Ok(group) = nix::unistd::getpgid(Some(Pid::from_raw(pid))) {
             groups.insert(group);
         }
     }
     let own = nix::unistd::getpgrp();
-    groups
+    let killed: Vec<Pid> = groups
         .into_iter()
         .filter(|group| *group != own && killpg(*group, Signal::SIGKILL).is_ok())
-        .count()
+        .collect();
+    // A new attempt must not meet the old one's locks or ports.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while killed.iter().any(|g| killpg(*g, None).is_ok()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    killed.len()
 }
 
 /// The program to execute: as given when it is a path, else the first

@@ -149,6 +149,9 @@ fn unknown_environment(name: &str, existing: &[(String, PathBuf)]) -> Diagnostic
     .with_help(help)
 }
 
+/// The longest `timeout:` or `backoff:` weir accepts.
+const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// Reads and validates only `weir.yaml`, for commands that need the
 /// project's settings (namespace, default environment) but not its pipelines.
 pub fn load_project_config(root: &Path) -> (ProjectConfig, Vec<Diagnostic>) {
@@ -908,8 +911,23 @@ impl<'a> PipelineChecker<'a> {
         }
     }
 
+    /// Longer timeouts or backoffs are mistakes, and unbounded ones overflow
+    /// the clocks they are added to.
     fn duration(&mut self, d: &DurationSpec, node: &Node) -> Option<Duration> {
         match humantime::parse_duration(d.0.trim()) {
+            Ok(v) if v > MAX_DURATION => {
+                self.error(
+                    Diagnostic::error(
+                        "invalid-duration",
+                        format!("duration `{}` is longer than the limit of 366 days", d.0),
+                    )
+                    .with_label(node.span, "too long")
+                    .with_help(
+                        "timeouts and backoffs are at most `366d`; leave `timeout:` out for none",
+                    ),
+                );
+                None
+            }
             Ok(v) => Some(v),
             Err(e) => {
                 self.error(

@@ -15,8 +15,8 @@ pub struct RunArgs {
     pub pipeline: Option<String>,
 
     /// Set a parameter, e.g. `--param min_amount=10`; repeatable.
-    #[arg(long = "param", short = 'P', value_name = "NAME=VALUE")]
-    pub params: Vec<String>,
+    #[arg(long = "param", short = 'P', value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
 
     /// Environment to run in (a file in `environments/`); default: the
     /// project's `environment:`.
@@ -49,6 +49,13 @@ pub async fn run(globals: &Globals, args: RunArgs) -> Result<Outcome> {
         .iter()
         .map(|t| t.step.clone())
         .collect();
+    if args.resume.is_some() && existing.run.state == RunState::Succeeded {
+        output::line(format!(
+            "run {run_id} of `{}` already succeeded; nothing to resume",
+            existing.run.pipeline
+        ));
+        return Ok(Outcome::Success);
+    }
     if args.resume.is_some() {
         output::line(format!(
             "resuming run {run_id} of `{}` (was {})",
@@ -72,7 +79,11 @@ pub async fn run(globals: &Globals, args: RunArgs) -> Result<Outcome> {
     }
     let result = engine.execute(run_id, options).await;
     let _ = display.await;
-    let summary = result.with_context(|| format!("run {run_id} stopped"))?;
+    let summary = result.with_context(|| {
+        format!(
+            "run {run_id} stopped before it ended\n  hint: what had succeeded is kept; continue with `weir run --resume {run_id}`"
+        )
+    })?;
     print_summary(&engine, &summary).await;
     Ok(if summary.run.state == RunState::Succeeded {
         Outcome::Success
@@ -107,8 +118,7 @@ async fn create(
         .get(&pipeline)
         .cloned()
         .ok_or_else(|| anyhow!("pipeline `{pipeline}` was not found"))?;
-    let given = parse_params(&args.params)?;
-    let params = match plan.resolve_params(&given) {
+    let params = match plan.resolve_params(&args.params) {
         Ok(params) => params,
         Err(problems) => {
             for problem in problems {
@@ -142,16 +152,12 @@ async fn create(
     Ok(Some(run))
 }
 
-fn parse_params(raw: &[String]) -> Result<Vec<(String, String)>> {
-    raw.iter()
-        .map(|p| {
-            p.split_once('=')
-                .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
-                .ok_or_else(|| {
-                    anyhow!("`--param {p}` is not NAME=VALUE\n  hint: e.g. `--param min_amount=10`")
-                })
-        })
-        .collect()
+/// `NAME=VALUE`; a malformed one is a usage error (exit 2, from clap).
+fn parse_param(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{raw}` is not NAME=VALUE, e.g. `--param min_amount=10`"))
 }
 
 /// The first Ctrl-C (or SIGTERM) cancels cleanly; a second one exits at

@@ -467,6 +467,14 @@ steps:
         std::thread::sleep(Duration::from_millis(20));
     }
     let pid = p.read("orphan.pid").unwrap().trim().to_owned();
+    // A user's process that merely sits in the task's directory (no
+    // WEIR_RUN_ID of this run in its environment) must survive the resume.
+    let mut bystander = std::process::Command::new("/bin/sleep")
+        .arg("300")
+        .current_dir(p.path().join(".weir/work/1/long.1"))
+        .env_clear()
+        .spawn()
+        .unwrap();
     child.kill().unwrap();
     let killed = child.wait_with_output().unwrap();
     let id = run_id(&killed.stdout);
@@ -485,6 +493,12 @@ steps:
         process_ends(&pid, Duration::from_secs(5)),
         "orphan {pid} survived the resume"
     );
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "a process that is not one of the run's tasks was killed"
+    );
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
     let show = p.show_json(id).unwrap();
     assert_eq!(attempts(&show)["long"], ["failed", "succeeded"]);
     let first = tasks(&show)
