@@ -2,7 +2,8 @@ use anyhow::{Context, Result, anyhow};
 use clap::Args;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use weir_engine::{ExecuteOptions, NewRunRequest, RunSummary};
+use weir_engine::{Engine, ExecuteOptions, NewRunRequest, RunSummary};
+use weir_spec::Plan;
 use weir_types::{DEFAULT_NAMESPACE, RunId, RunState, TaskState};
 
 use crate::project::Globals;
@@ -23,8 +24,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub env: Option<String>,
 
-    /// How many steps may run at once; default: the number of CPUs.
-    #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..))]
+    /// How many steps may run at once (1–256); default: the number of CPUs.
+    // Each running process holds a thread of tokio's blocking pool (512) to
+    // be reaped with wait4; the cap leaves room for the pool's other work.
+    #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: Option<u16>,
 
     /// Continue an interrupted, failed or cancelled run: succeeded steps are
@@ -35,35 +38,39 @@ pub struct RunArgs {
 
 pub async fn run(globals: &Globals, args: RunArgs) -> Result<Outcome> {
     let root = globals.project_root()?;
-    let run_id = match args.resume {
-        Some(run) => run,
+    // The steps, for the progress display, in plan order.
+    let (engine, run_id, steps) = match args.resume {
+        Some(run_id) => {
+            let engine = globals.engine().await?;
+            let existing = crate::project::run_summary(&engine, run_id).await?;
+            let run = &existing.run;
+            if run.state == RunState::Succeeded {
+                output::line(format!(
+                    "run {run_id} of `{}` already succeeded; nothing to resume",
+                    run.pipeline
+                ));
+                return Ok(Outcome::Success);
+            }
+            output::line(format!(
+                "resuming run {run_id} of `{}` (was {})",
+                run.pipeline, run.state
+            ));
+            let steps = existing
+                .latest_tasks()
+                .iter()
+                .map(|t| t.step.clone())
+                .collect();
+            (engine, run_id, steps)
+        }
         None => match create(globals, &root, &args).await? {
-            Some(run) => run,
+            Some((engine, run_id, plan)) => {
+                output::line(format!("run {run_id} of `{}`", plan.pipeline));
+                let steps = plan.steps.into_iter().map(|s| s.name).collect();
+                (engine, run_id, steps)
+            }
             None => return Ok(Outcome::Failure),
         },
     };
-    let engine = globals.engine().await?;
-    let existing = crate::project::run_summary(&engine, run_id).await?;
-    let steps: Vec<String> = existing
-        .latest_tasks()
-        .iter()
-        .map(|t| t.step.clone())
-        .collect();
-    if args.resume.is_some() && existing.run.state == RunState::Succeeded {
-        output::line(format!(
-            "run {run_id} of `{}` already succeeded; nothing to resume",
-            existing.run.pipeline
-        ));
-        return Ok(Outcome::Success);
-    }
-    if args.resume.is_some() {
-        output::line(format!(
-            "resuming run {run_id} of `{}` (was {})",
-            existing.run.pipeline, existing.run.state
-        ));
-    } else {
-        output::line(format!("run {run_id} of `{}`", existing.run.pipeline));
-    }
 
     let cancel = CancellationToken::new();
     watch_interrupts(cancel.clone(), run_id)?;
@@ -93,12 +100,12 @@ pub async fn run(globals: &Globals, args: RunArgs) -> Result<Outcome> {
 }
 
 /// Validates the project and creates the run; `None` after reporting a
-/// user error.
+/// user error. The stores are opened only once the pipeline is valid.
 async fn create(
     globals: &Globals,
     root: &std::path::Path,
     args: &RunArgs,
-) -> Result<Option<RunId>> {
+) -> Result<Option<(Engine, RunId, Plan)>> {
     let pipeline = args
         .pipeline
         .clone()
@@ -137,7 +144,7 @@ async fn create(
     let engine = globals.engine().await?;
     let run = engine
         .create_run(NewRunRequest {
-            plan,
+            plan: plan.clone(),
             params,
             environment,
             namespace: if checked.config.namespace.is_empty() {
@@ -149,7 +156,7 @@ async fn create(
             trigger: "manual".to_owned(),
         })
         .await?;
-    Ok(Some(run))
+    Ok(Some((engine, run, plan)))
 }
 
 /// `NAME=VALUE`; a malformed one is a usage error (exit 2, from clap).
