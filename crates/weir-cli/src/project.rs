@@ -73,9 +73,12 @@ pub async fn run_summary(
     run: weir_types::RunId,
 ) -> Result<weir_engine::RunSummary> {
     match engine.summary(run).await {
-        Err(weir_engine::Error::RunNotFound(_)) => Err(anyhow!(
-            "run {run} does not exist in this project\n  hint: `weir runs` lists its runs"
-        )),
+        Err(weir_engine::Error::RunNotFound(_)) => Err(run_not_found(run)),
         other => Ok(other?),
     }
+}
+
+/// The error for a run id this project's store does not have.
+pub fn run_not_found(run: weir_types::RunId) -> anyhow::Error {
+    anyhow!("run {run} does not exist in this project\n  hint: `weir runs` lists its runs")
 }
