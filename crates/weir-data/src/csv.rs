@@ -165,38 +165,15 @@ fn open(
 /// `first` with each column's type widened to also hold `next`'s, or how
 /// their columns differ.
 fn widen(first: &Schema, next: &Schema) -> Result<Schema, String> {
-    let names = |s: &Schema| -> String {
-        s.fields()
-            .iter()
-            .map(|f| format!("`{}`", f.name()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if first.fields().len() != next.fields().len() {
-        return Err(format!(
-            "it has {} columns ({}) instead of {} ({})",
-            next.fields().len(),
-            names(next),
-            first.fields().len(),
-            names(first)
-        ));
+    if let Some(difference) = crate::schema::column_names_differ(first, next) {
+        return Err(difference);
     }
-    let mut fields = Vec::with_capacity(first.fields().len());
-    for (i, (a, b)) in first.fields().iter().zip(next.fields()).enumerate() {
-        if a.name() != b.name() {
-            return Err(format!(
-                "column {} is `{}` instead of `{}`",
-                i + 1,
-                b.name(),
-                a.name()
-            ));
-        }
-        fields.push(Field::new(
-            a.name(),
-            widen_type(a.data_type(), b.data_type()),
-            true,
-        ));
-    }
+    let fields: Vec<Field> = first
+        .fields()
+        .iter()
+        .zip(next.fields())
+        .map(|(a, b)| Field::new(a.name(), widen_type(a.data_type(), b.data_type()), true))
+        .collect();
     Ok(Schema::new(fields))
 }
 

@@ -616,31 +616,10 @@ impl Reader<'_> {
 
 /// How `actual` differs from `expected`, or `None`.
 fn difference(expected: &Schema, actual: &Schema) -> Option<String> {
-    let names = |s: &Schema| -> String {
-        s.fields()
-            .iter()
-            .map(|f| format!("`{}`", f.name()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if expected.fields().len() != actual.fields().len() {
-        return Some(format!(
-            "it has {} columns ({}) instead of {} ({})",
-            actual.fields().len(),
-            names(actual),
-            expected.fields().len(),
-            names(expected)
-        ));
+    if let Some(difference) = crate::schema::column_names_differ(expected, actual) {
+        return Some(difference);
     }
-    for (i, (e, a)) in expected.fields().iter().zip(actual.fields()).enumerate() {
-        if e.name() != a.name() {
-            return Some(format!(
-                "column {} is `{}` instead of `{}`",
-                i + 1,
-                a.name(),
-                e.name()
-            ));
-        }
+    for (e, a) in expected.fields().iter().zip(actual.fields()) {
         if e.data_type() != a.data_type() {
             return Some(format!(
                 "column `{}` is `{}` instead of `{}`",

@@ -64,6 +64,40 @@ pub fn schema_from_json(value: &Value) -> Result<SchemaRef> {
     Ok(Arc::new(Schema::new(out)))
 }
 
+/// How the columns of `actual` differ from `expected` by count or by name
+/// (types aside), said for an error message; `None` when they line up.
+pub(crate) fn column_names_differ(expected: &Schema, actual: &Schema) -> Option<String> {
+    let names = |s: &Schema| -> String {
+        s.fields()
+            .iter()
+            .map(|f| format!("`{}`", f.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if expected.fields().len() != actual.fields().len() {
+        return Some(format!(
+            "it has {} columns ({}) instead of {} ({})",
+            actual.fields().len(),
+            names(actual),
+            expected.fields().len(),
+            names(expected)
+        ));
+    }
+    expected
+        .fields()
+        .iter()
+        .zip(actual.fields())
+        .position(|(e, a)| e.name() != a.name())
+        .map(|i| {
+            format!(
+                "column {} is `{}` instead of `{}`",
+                i + 1,
+                actual.field(i).name(),
+                expected.field(i).name()
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::datatypes::{IntervalUnit, TimeUnit, UnionFields, UnionMode};

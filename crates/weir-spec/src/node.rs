@@ -189,6 +189,18 @@ impl<'a> TreeBuilder<'a> {
         }
     }
 
+    /// Where a sequence or mapping ends, given its closing event: a flow
+    /// `]` or `}` has a width and ends there; a block collection ends with
+    /// its last item.
+    fn collection_end(&self, close: &serde_saphyr::granit_parser::Span, end: usize) -> usize {
+        let close_end = self.offset(&close.end);
+        if close_end > self.offset(&close.start) {
+            close_end
+        } else {
+            self.last_end.max(end)
+        }
+    }
+
     fn node(
         &mut self,
         event: Event<'a>,
@@ -225,13 +237,7 @@ impl<'a> TreeBuilder<'a> {
                 loop {
                     let (event, span) = self.next()?;
                     if matches!(event, Event::SequenceEnd) {
-                        // Flow `]` has a width; a block sequence ends with its last item.
-                        let close = self.offset(&span.end);
-                        end = if close > self.offset(&span.start) {
-                            close
-                        } else {
-                            self.last_end.max(end)
-                        };
+                        end = self.collection_end(&span, end);
                         break;
                     }
                     items.push(self.node(event, span)?);
@@ -251,12 +257,7 @@ impl<'a> TreeBuilder<'a> {
                 loop {
                     let (event, span) = self.next()?;
                     if matches!(event, Event::MappingEnd) {
-                        let close = self.offset(&span.end);
-                        end = if close > self.offset(&span.start) {
-                            close
-                        } else {
-                            self.last_end.max(end)
-                        };
+                        end = self.collection_end(&span, end);
                         break;
                     }
                     let key = self.node(event, span)?;
