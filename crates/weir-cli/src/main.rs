@@ -95,7 +95,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Init(args) => commands::init::run(args),
-            Command::Check(args) => commands::check::run(&globals, args),
+            Command::Check(args) => commands::check::run(&globals, args).await,
             Command::Run(args) => commands::run::run(&globals, args).await,
             Command::Runs(args) => commands::runs::run(&globals, args).await,
             Command::Show(args) => commands::show::run(&globals, args).await,

@@ -1,6 +1,6 @@
 //! Finding the project and opening its engine: shared by every command.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
@@ -65,6 +65,17 @@ pub fn registry() -> Registry {
     let mut registry = Registry::builtin();
     weir_data::register_actions(&mut registry);
     registry
+}
+
+/// Validates the project (the pipelines in `only`, all when empty) and
+/// type-checks its data steps; type errors join the spec's diagnostics.
+pub async fn check(root: &Path, only: &[String]) -> (weir_spec::CheckOutput, weir_data::TypeCheck) {
+    let registry = registry();
+    let mut checked = weir_spec::check_project(root, &registry, only);
+    let mut types = weir_data::typecheck(&checked).await;
+    checked.diagnostics.append(&mut types.diagnostics);
+    weir_spec::sort_diagnostics(&mut checked.diagnostics);
+    (checked, types)
 }
 
 /// A run with all its tasks; an unknown id says where to find the real ones.

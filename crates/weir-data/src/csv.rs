@@ -6,6 +6,7 @@
 //! column that is `Int64` in one file and `Float64` in another. Both matter
 //! for landing folders of CSV exports.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ pub(crate) struct CsvOptions {
     /// The values that are null; `None`: empty fields are.
     pub null_regex: Option<Regex>,
     pub compression: FileCompressionType,
+    /// Column types to read with instead of inferring them, by header name.
+    pub types: HashMap<String, DataType>,
 }
 
 impl CsvOptions {
@@ -120,8 +123,9 @@ pub(crate) fn read_csv_files(
         schema
             .fields()
             .iter()
-            .map(|f| match f.data_type() {
-                DataType::Null => Field::new(f.name(), DataType::Utf8, true),
+            .map(|f| match (options.types.get(f.name()), f.data_type()) {
+                (Some(ty), _) => Field::new(f.name(), ty.clone(), true),
+                (None, DataType::Null) => Field::new(f.name(), DataType::Utf8, true),
                 _ => f.as_ref().clone(),
             })
             .collect::<Vec<_>>(),

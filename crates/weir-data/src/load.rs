@@ -1,24 +1,26 @@
 //! The `load` step kind: local CSV, JSON and Parquet files into a dataset.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use datafusion::prelude::{
     DataFrame, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use weir_exec::{Action, ActionError, LogStream, TaskContext, TaskOutput};
 use weir_types::{Diagnostic, Metering};
 
 use crate::csv::{CsvError, CsvOptions, INFER_ROWS, read_csv_files};
-use crate::dataset::{canonical_type, write_dataset};
+use crate::dataset::canonical_type;
+use crate::output::finish_output;
 use crate::task::{conform, failed, guarded, task_runtime};
 
 /// Loads local files into the step's dataset.
@@ -65,6 +67,14 @@ pub struct LoadSpec {
     /// CSV only: the quote character, one ASCII character. Default `"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quote: Option<char>,
+    /// New names for columns: `{ cust_id: customer_id }`. Applied before
+    /// `cast`, `anonymize`, the contract and checks, which use the new names.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rename: BTreeMap<String, String>,
+    /// Column types to convert to, e.g. `{ zip: string, amount: decimal(12, 2) }`.
+    /// A value that does not convert fails the load, naming it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cast: BTreeMap<String, weir_spec::ColumnType>,
 }
 
 fn default_header() -> bool {
@@ -107,6 +117,7 @@ pub struct LoadAction;
 #[async_trait]
 impl Action for LoadAction {
     const KIND: &'static str = "load";
+    const PRODUCES_DATASET: bool = true;
     type Spec = LoadSpec;
 
     fn check(&self, spec: &LoadSpec) -> Vec<Diagnostic> {
@@ -331,22 +342,154 @@ async fn load(spec: LoadSpec, cx: &TaskContext) -> Result<TaskOutput, ActionErro
             read_with_datafusion(&spec, detected, &files, &base, cx).await?
         }
     };
-    let output = write_dataset(&cx.blobs, schema, &batches).await?;
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     cx.log.line(
         LogStream::System,
         &format!(
-            "loaded {} rows from {} file{} ({} bytes of Parquet)",
-            output.rows,
+            "read {rows} rows from {} file{}",
             files.len(),
             if files.len() == 1 { "" } else { "s" },
-            output.bytes
         ),
     );
-    Ok(TaskOutput {
-        value: Some(json!({ "rows": output.rows })),
-        dataset: Some(output),
-        ..TaskOutput::default()
-    })
+    let (schema, batches) = sample(schema, batches, cx);
+    let (schema, batches) = reshape(&spec, schema, batches)?;
+    finish_output(cx, schema, batches).await
+}
+
+/// Types CSV columns are read as instead of inferred, by header name:
+/// `cast:` types, and text for columns of the step's contract (inference
+/// would turn `00123` into 123 before the contract could say `string`; the
+/// contract's types are applied after reading, counting what does not fit).
+fn read_types(spec: &LoadSpec, cx: &TaskContext) -> HashMap<String, DataType> {
+    let header_name = |name: &str| {
+        spec.rename
+            .iter()
+            .find(|(_, new)| *new == name)
+            .map_or_else(|| name.to_owned(), |(old, _)| old.clone())
+    };
+    let mut types = HashMap::new();
+    if let Some(contract) = &cx.data.contract {
+        for column in &contract.columns {
+            types.insert(header_name(&column.name), DataType::Utf8);
+        }
+    }
+    for (column, ty) in &spec.cast {
+        types.insert(header_name(column), crate::quality::arrow_type(*ty));
+    }
+    types
+}
+
+/// The first `sample` rows when the environment samples (deterministic:
+/// the same files give the same sample).
+fn sample(
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    cx: &TaskContext,
+) -> (SchemaRef, Vec<RecordBatch>) {
+    let Some(limit) = cx.environment.sample else {
+        return (schema, batches);
+    };
+    let mut left = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    for batch in batches {
+        if left == 0 {
+            break;
+        }
+        let take = batch.num_rows().min(left);
+        left -= take;
+        out.push(batch.slice(0, take));
+    }
+    let rows: usize = out.iter().map(RecordBatch::num_rows).sum();
+    cx.log.line(
+        LogStream::System,
+        &format!(
+            "sampling: kept the first {rows} rows (`sample: {limit}` in environment `{}`)",
+            cx.environment.name
+        ),
+    );
+    (schema, out)
+}
+
+/// `rename:` then `cast:`.
+fn reshape(
+    spec: &LoadSpec,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<(SchemaRef, Vec<RecordBatch>), ActionError> {
+    if spec.rename.is_empty() && spec.cast.is_empty() {
+        return Ok((schema, batches));
+    }
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    for old in spec.rename.keys() {
+        if !names.contains(old) {
+            return Err(failed(format!(
+                "`rename` names column `{old}`, which the files do not have\nhint: columns are {}",
+                list(&names)
+            )));
+        }
+    }
+    let renamed: Vec<String> = names
+        .iter()
+        .map(|n| spec.rename.get(n).cloned().unwrap_or_else(|| n.clone()))
+        .collect();
+    for (i, name) in renamed.iter().enumerate() {
+        if renamed[..i].contains(name) {
+            return Err(failed(format!(
+                "after `rename`, two columns are named `{name}`\nhint: rename one of them to another name"
+            )));
+        }
+    }
+    for column in spec.cast.keys() {
+        if !renamed.contains(column) {
+            return Err(failed(format!(
+                "`cast` names column `{column}`, which the data does not have (after `rename`)\nhint: columns are {}",
+                list(&renamed)
+            )));
+        }
+    }
+    let options = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
+    let mut fields = Vec::with_capacity(renamed.len());
+    for (field, name) in schema.fields().iter().zip(&renamed) {
+        let ty = match spec.cast.get(name) {
+            Some(ty) => crate::quality::arrow_type(*ty),
+            None => field.data_type().clone(),
+        };
+        fields.push(Field::new(name, ty, true));
+    }
+    let out_schema: SchemaRef = Arc::new(Schema::new(fields));
+    let mut out = Vec::with_capacity(batches.len());
+    for batch in &batches {
+        let mut columns = Vec::with_capacity(renamed.len());
+        for (i, field) in out_schema.fields().iter().enumerate() {
+            let array = batch.column(i);
+            if array.data_type() == field.data_type() {
+                columns.push(array.clone());
+                continue;
+            }
+            let cast = cast_with_options(array, field.data_type(), &options).map_err(|e| {
+                failed(format!(
+                    "cannot cast column `{}` from {} to {}: {e}\nhint: fix the value in the file, or leave the column out of `cast:`",
+                    field.name(),
+                    array.data_type(),
+                    field.data_type()
+                ))
+            })?;
+            columns.push(cast);
+        }
+        out.push(RecordBatch::try_new(out_schema.clone(), columns).map_err(crate::Error::from)?);
+    }
+    Ok((out_schema, out))
+}
+
+fn list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn read_csv(
@@ -364,6 +507,7 @@ async fn read_csv(
         null_regex: CsvOptions::null_regex(&spec.null_values)
             .map_err(|e| failed(format!("`null_values` cannot be matched: {e}")))?,
         compression: detected.compression,
+        types: read_types(spec, cx),
     };
     // Parsing is CPU work: keep it off the async workers. The reader stops
     // at its next batch when the run is cancelled or this future is dropped

@@ -14,11 +14,10 @@ use datafusion::sql::sqlparser::ast::{
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use weir_exec::{Action, ActionError, LogStream, TaskContext, TaskOutput};
+use weir_exec::{Action, ActionError, TaskContext, TaskOutput};
 use weir_types::Diagnostic;
 
-use crate::dataset::write_dataset;
+use crate::output::finish_output;
 use crate::session::{register_dataset, session_with_runtime};
 use crate::task::{conform, failed, guarded, task_runtime};
 
@@ -45,6 +44,7 @@ pub struct SqlAction;
 #[async_trait]
 impl Action for SqlAction {
     const KIND: &'static str = "sql";
+    const PRODUCES_DATASET: bool = true;
     type Spec = SqlSpec;
 
     fn check(&self, spec: &SqlSpec) -> Vec<Diagnostic> {
@@ -101,16 +101,7 @@ async fn execute(sql: String, cx: &TaskContext) -> Result<TaskOutput, ActionErro
     check_unique_columns(&schema)?;
     let batches = df.collect().await.map_err(crate::Error::from)?;
     let batches = conform(&schema, batches)?;
-    let output = write_dataset(&cx.blobs, schema, &batches).await?;
-    cx.log.line(
-        LogStream::System,
-        &format!("wrote {} rows ({} bytes)", output.rows, output.bytes),
-    );
-    Ok(TaskOutput {
-        value: Some(json!({ "rows": output.rows })),
-        dataset: Some(output),
-        ..TaskOutput::default()
-    })
+    finish_output(cx, schema, batches).await
 }
 
 /// A dataset's columns are addressed by name downstream, so two result

@@ -478,10 +478,11 @@ impl Engine {
                 dep.value.clone().map(|v| (dep.step.name.clone(), v))
             })
             .collect();
+        let secrets = secret_values(&env);
         let template = TemplateContext {
             params: params.clone(),
             env_vars: env.vars.clone(),
-            secrets: BTreeMap::new(),
+            secrets: secrets.clone(),
             run: RunInfo {
                 id: run.id.0,
                 pipeline: run.pipeline.clone(),
@@ -513,6 +514,8 @@ impl Engine {
             template,
             work_dir: self.work_dir(run.id, &slot.step.name, slot.attempt),
             inputs,
+            environment: env,
+            secrets,
         };
         let logs = Arc::clone(&self.logs);
         let blobs = Arc::clone(self.blobs.object_store());
@@ -611,6 +614,7 @@ fn finish_task(
             update.metering = Some(output.metering);
             update.exit_code = output.exit_code;
             update.value = output.value.clone();
+            update.warnings = output.warnings.clone();
             if let Some(dataset) = output.dataset {
                 update.output = Some(NewDatasetVersion {
                     namespace: namespace.to_owned(),
@@ -749,6 +753,23 @@ struct TaskJob {
     template: TemplateContext,
     work_dir: std::path::PathBuf,
     inputs: BTreeMap<String, DatasetInput>,
+    environment: Environment,
+    secrets: BTreeMap<String, String>,
+}
+
+/// Values of the secrets `env` declares. Until weir has its secret store
+/// (DESIGN §8), a secret `NAME` is read from the process environment
+/// variable `WEIR_SECRET_NAME`; one that is not set is left out, so a
+/// template using it fails as undefined and `anonymize: hash` refuses to run.
+fn secret_values(env: &Environment) -> BTreeMap<String, String> {
+    env.secrets
+        .iter()
+        .filter_map(|name| {
+            std::env::var(format!("WEIR_SECRET_{name}"))
+                .ok()
+                .map(|value| (name.clone(), value))
+        })
+        .collect()
 }
 
 /// Adapts the store's log writer to the executor's `LogSink`.
@@ -802,6 +823,9 @@ impl TaskJob {
                     log: sink.clone(),
                     inputs: self.inputs,
                     blobs,
+                    data: self.step.data.clone(),
+                    environment: self.environment,
+                    secrets: self.secrets,
                 };
                 registry.run(&self.step.kind, spec, cx).await
             }
@@ -845,6 +869,7 @@ mod tests {
                 retries: RetryPolicy::default(),
                 timeout: None,
                 environment: None,
+                data: weir_spec::StepData::default(),
             },
             deps: Vec::new(),
             task: Some(TaskId(1)),

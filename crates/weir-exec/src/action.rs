@@ -63,6 +63,12 @@ pub struct TaskContext {
     /// The blob store datasets live in: data actions read their inputs'
     /// files from it and write their output there before returning.
     pub blobs: Arc<dyn object_store::ObjectStore>,
+    /// The step's contract, checks, anonymization and persistence.
+    pub data: weir_spec::StepData,
+    /// The environment the step runs in (default: none, strict contracts).
+    pub environment: weir_spec::Environment,
+    /// Values of the secrets the environment declares, by name.
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// One version of a dataset a task reads.
@@ -96,6 +102,9 @@ pub struct TaskOutput {
     pub exit_code: Option<i32>,
     /// A small JSON value, usable downstream as `{{ steps.<name>.value }}`.
     pub value: Option<serde_json::Value>,
+    /// Problems that did not fail the task (e.g. contract violations under
+    /// `contracts: warn`), one line each.
+    pub warnings: Vec<String>,
     /// The step's output dataset, for data actions.
     pub dataset: Option<DatasetOutput>,
 }
@@ -158,6 +167,10 @@ pub(crate) fn humanize(d: Duration) -> String {
 pub trait Action: Send + Sync + 'static {
     /// The YAML key that selects this kind (`shell: ...`).
     const KIND: &'static str;
+
+    /// Whether the step outputs a dataset (and so may have `schema:`,
+    /// `checks:` and `anonymize:`).
+    const PRODUCES_DATASET: bool = false;
 
     /// What the user writes under the key. Its doc comments are the user
     /// reference (`weir schema`).

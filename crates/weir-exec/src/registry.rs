@@ -105,6 +105,10 @@ impl ActionCatalog for Registry {
         Registry::spec_schema(self, kind)
     }
 
+    fn produces_dataset(&self, kind: &str) -> bool {
+        self.find(kind).is_some_and(|a| a.produces_dataset())
+    }
+
     fn check(&self, kind: &str, spec: &Node) -> Result<ActionCheck, Vec<Diagnostic>> {
         match self.find(kind) {
             Some(action) => action.check(spec),
@@ -121,6 +125,7 @@ impl ActionCatalog for Registry {
 #[async_trait]
 trait ErasedAction: Send + Sync {
     fn kind(&self) -> &'static str;
+    fn produces_dataset(&self) -> bool;
     fn spec_schema(&self) -> schemars::Schema;
     fn check(&self, spec: &Node) -> Result<ActionCheck, Vec<Diagnostic>>;
     async fn run(
@@ -134,6 +139,10 @@ trait ErasedAction: Send + Sync {
 impl<T: Action> ErasedAction for T {
     fn kind(&self) -> &'static str {
         T::KIND
+    }
+
+    fn produces_dataset(&self) -> bool {
+        T::PRODUCES_DATASET
     }
 
     fn spec_schema(&self) -> schemars::Schema {

@@ -27,4 +27,10 @@ pub trait ActionCatalog {
     /// Type-checks the value under the kind's key without any IO. Returned
     /// diagnostics carry spans but no file; the caller fills it in.
     fn check(&self, kind: &str, spec: &Node) -> Result<ActionCheck, Vec<Diagnostic>>;
+
+    /// Whether steps of this kind output a dataset (and so may have a
+    /// contract, checks and anonymization).
+    fn produces_dataset(&self, _kind: &str) -> bool {
+        false
+    }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use weir_types::{Diagnostic, Span};
 
 use crate::catalog::ActionCatalog;
+use crate::data::{AnonymizeSpec, ColumnContract, Contract, ContractSpec, StepData};
 use crate::de::from_node_in;
 use crate::graph::topological_order;
 use crate::node::{Node, NodeValue, parse_yaml};
@@ -203,6 +204,8 @@ pub fn check_project(root: &Path, catalog: &dyn ActionCatalog, only: &[String]) 
         diags.push(d);
     }
 
+    let contracts = check_contracts(root, &mut sources, &mut diags);
+
     let pipeline_files = list_yaml(root, "pipelines", &mut diags);
     let mut by_name: BTreeMap<&str, &PathBuf> = BTreeMap::new();
     for (stem, path) in &pipeline_files {
@@ -257,6 +260,7 @@ pub fn check_project(root: &Path, catalog: &dyn ActionCatalog, only: &[String]) 
             config: &config,
             envs: &known_envs,
             environments: &environments,
+            contracts: &contracts,
             diags: Vec::new(),
         };
         let (plan, d) = checker.check();
@@ -276,7 +280,8 @@ pub fn check_project(root: &Path, catalog: &dyn ActionCatalog, only: &[String]) 
     }
 }
 
-pub(crate) fn sort_diagnostics(diags: &mut [Diagnostic]) {
+/// Sorts diagnostics by file, then position, as `weir check` prints them.
+pub fn sort_diagnostics(diags: &mut [Diagnostic]) {
     diags.sort_by(|a, b| {
         let key = |d: &Diagnostic| {
             (
@@ -452,10 +457,32 @@ fn check_environment(name: &str, file: &str, text: &str) -> (Option<Environment>
     report_duplicate_keys(&node, None, file, &mut diags);
     match from_node_in::<EnvironmentSpec>(&node, Some(&format!("environment `{name}`"))) {
         Ok(spec) => {
+            if let Some(salt) = &spec.hash_salt
+                && !spec.secrets.contains(salt)
+            {
+                let mut d = Diagnostic::error(
+                    "unknown-secret",
+                    format!("`hash_salt` names secret `{salt}`, which environment `{name}` does not declare"),
+                )
+                .in_file(file)
+                .with_help(format!("add `{salt}` to `secrets:` in `{file}`"));
+                if let Some(n) = node.get("hash_salt") {
+                    d = d.with_label(n.span, "not in `secrets:`");
+                }
+                diags.push(d);
+            }
+            let contracts = spec.contracts.unwrap_or(if name == "dev" {
+                crate::ContractsMode::Warn
+            } else {
+                crate::ContractsMode::Strict
+            });
             let env = Environment {
                 name: name.to_string(),
                 vars: spec.vars.0.into_iter().map(|(k, v)| (k, v.0)).collect(),
                 secrets: spec.secrets,
+                contracts,
+                sample: spec.sample,
+                hash_salt: spec.hash_salt,
             };
             (Some(env), diags)
         }
@@ -464,6 +491,112 @@ fn check_environment(name: &str, file: &str, text: &str) -> (Option<Environment>
             (None, diags)
         }
     }
+}
+
+/// Every contract under `schemas/`, by file stem. A file with errors is
+/// reported and left out (steps naming it are not reported again).
+fn check_contracts(
+    root: &Path,
+    sources: &mut SourceMap,
+    diags: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, Option<Contract>> {
+    let mut out = BTreeMap::new();
+    for (stem, path) in list_yaml(root, "schemas", diags) {
+        let file = format!("schemas/{}", file_name(&path));
+        let Some(text) = read_source(&path, &file, diags) else {
+            out.insert(stem, None);
+            continue;
+        };
+        let contract = check_contract(&stem, &file, &text, diags);
+        sources.insert(&file, text);
+        out.entry(stem).or_insert(contract);
+    }
+    out
+}
+
+fn check_contract(
+    stem: &str,
+    file: &str,
+    text: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Contract> {
+    let node = match parse_yaml(file, text) {
+        Ok(node) => node,
+        Err(d) => {
+            diags.extend(d);
+            return None;
+        }
+    };
+    let columns_node = node.get("columns");
+    report_duplicate_keys(&node, columns_node, file, diags);
+    let spec = match from_node_in::<ContractSpec>(&node, Some(&format!("contract `{stem}`"))) {
+        Ok(spec) => spec,
+        Err(d) => {
+            diags.extend(d.into_iter().map(|d| d.in_file(file)));
+            return None;
+        }
+    };
+    let mut ok = true;
+    if spec.columns.0.is_empty() {
+        let span = columns_node.map_or(node.span, |n| n.span);
+        diags.push(
+            Diagnostic::error("invalid-value", format!("contract `{stem}` has no columns"))
+                .in_file(file)
+                .with_label(span, "no columns here")
+                .with_help("list the columns, e.g. `columns: { id: { type: int64 } }`"),
+        );
+        ok = false;
+    }
+    let mut columns = Vec::new();
+    for (name, column) in spec.columns.0 {
+        let column_node = columns_node.and_then(|n| n.get(&name));
+        for (key, value) in [("min", &column.min), ("max", &column.max)] {
+            if value.is_some() && !column.ty.is_ordered() {
+                let span = column_node
+                    .and_then(|n| n.get(key))
+                    .map_or(node.span, |n| n.span);
+                diags.push(
+                    Diagnostic::error(
+                        "invalid-value",
+                        format!(
+                            "column `{name}` of type `{}` cannot have a `{key}`",
+                            column.ty
+                        ),
+                    )
+                    .in_file(file)
+                    .with_label(span, "not comparable")
+                    .with_help("`min` and `max` apply to numbers, strings, dates and timestamps"),
+                );
+                ok = false;
+            }
+        }
+        columns.push(ColumnContract {
+            name,
+            ty: column.ty,
+            nullable: column.nullable,
+            unique: column.unique,
+            min: column.min,
+            max: column.max,
+            values: column.values,
+            pii: column.pii,
+        });
+    }
+    ok.then(|| Contract {
+        name: stem.to_owned(),
+        file: file.to_owned(),
+        columns,
+    })
+}
+
+/// The stem a step's `schema:` names: `orders`, `schemas/orders.yaml` and
+/// `schemas/orders.yml` all name `schemas/orders.yaml`.
+fn schema_stem(written: &str) -> &str {
+    let s = written.trim();
+    let s = s.strip_prefix("./").unwrap_or(s);
+    let s = s.strip_prefix("schemas/").unwrap_or(s);
+    s.strip_suffix(".yaml")
+        .or_else(|| s.strip_suffix(".yml"))
+        .unwrap_or(s)
 }
 
 /// Letters, digits and `_`, not starting with a digit.
@@ -560,6 +693,7 @@ struct PipelineChecker<'a> {
     config: &'a ProjectConfig,
     envs: &'a EnvNames,
     environments: &'a BTreeMap<String, Environment>,
+    contracts: &'a BTreeMap<String, Option<Contract>>,
     diags: Vec<Diagnostic>,
 }
 
@@ -571,6 +705,9 @@ struct StepCheck<'n> {
     /// Dependencies with where each is named: `needs:` entries, then those
     /// the action reported.
     deps: Vec<(String, Span)>,
+    data: StepData,
+    /// The step's map.
+    node: &'n Node,
 }
 
 impl<'a> PipelineChecker<'a> {
@@ -762,6 +899,7 @@ impl<'a> PipelineChecker<'a> {
             for (i, step) in steps.iter().enumerate() {
                 let direct: Vec<&str> = deps[i].iter().map(|j| names[*j].as_str()).collect();
                 self.check_templates(h, step, &direct, &names);
+                self.check_hash_salt(h, step, step.node);
             }
         }
 
@@ -964,6 +1102,8 @@ impl<'a> PipelineChecker<'a> {
             spec: None,
             action: None,
             deps: Vec::new(),
+            data: StepData::default(),
+            node,
         };
         let kinds = self.catalog.kinds();
         let Some(entries) = node.as_map() else {
@@ -1069,6 +1209,12 @@ impl<'a> PipelineChecker<'a> {
                 if let (Some(e), Some(n)) = (&spec.environment, node.get("environment")) {
                     self.environment(e, n);
                 }
+                step.data = self.step_data(
+                    &step.name,
+                    step.action.as_ref().map(|(k, _)| k.as_str()),
+                    &spec,
+                    node,
+                );
                 step.spec = Some(spec);
             }
             Err(d) => {
@@ -1080,7 +1226,14 @@ impl<'a> PipelineChecker<'a> {
 
         if let Some((kind, value)) = &step.action {
             match self.catalog.check(kind, value) {
-                Ok(check) => step.deps.extend(check.depends_on),
+                Ok(check) => {
+                    // A kind points a dependency at its whole spec; the name
+                    // itself (a table in a query) is more helpful.
+                    for (dep, span) in check.depends_on {
+                        let span = self.find_in(span, &dep, true).unwrap_or(span);
+                        step.deps.push((dep, span));
+                    }
+                }
                 Err(ds) => {
                     for mut d in ds {
                         if d.labels.is_empty() {
@@ -1094,6 +1247,125 @@ impl<'a> PipelineChecker<'a> {
         step
     }
 
+    /// The data keys of a step (`schema:`, `checks:`, `anonymize:`,
+    /// `persist:`), resolved; reported when the step makes no dataset.
+    fn step_data(
+        &mut self,
+        step: &str,
+        kind: Option<&str>,
+        spec: &StepSpec,
+        node: &Node,
+    ) -> StepData {
+        let mut data = StepData {
+            contract: None,
+            checks: spec.checks.clone(),
+            anonymize: spec.anonymize.0.clone(),
+            persist: spec.persist.unwrap_or(true),
+        };
+        if let Some(kind) = kind
+            && !self.catalog.produces_dataset(kind)
+        {
+            for key in ["schema", "checks", "anonymize", "persist"] {
+                if let Some((k, _)) = node
+                    .as_map()
+                    .and_then(|m| m.iter().find(|(k, _)| k.key_text() == key))
+                {
+                    let data_kinds: Vec<&str> = self
+                        .catalog
+                        .kinds()
+                        .into_iter()
+                        .filter(|k| self.catalog.produces_dataset(k))
+                        .collect();
+                    self.error(
+                        Diagnostic::error(
+                            "not-a-data-step",
+                            format!("`{key}` applies to steps that produce a dataset; step `{step}` is a `{kind}` step, which does not"),
+                        )
+                        .with_label(k.span, "needs a dataset")
+                        .with_help(if data_kinds.is_empty() {
+                            format!("remove `{key}`")
+                        } else {
+                            format!("remove `{key}`, or put it on the step that produces the data ({} steps)", list_names(data_kinds.iter()))
+                        }),
+                    );
+                }
+            }
+            return data;
+        }
+        if let Some(written) = &spec.schema {
+            let stem = schema_stem(written);
+            match self.contracts.get(stem) {
+                Some(contract) => data.contract = contract.clone(),
+                None => {
+                    let span = node.get("schema").map_or(node.span, |n| n.span);
+                    let help = match did_you_mean(stem, self.contracts.keys().map(String::as_str)) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None if self.contracts.is_empty() => format!(
+                            "add `schemas/{stem}.yaml` with the columns, e.g. `columns: {{ id: {{ type: int64 }} }}`"
+                        ),
+                        None => format!("contracts are {}", list_names(self.contracts.keys())),
+                    };
+                    self.error(
+                        Diagnostic::error(
+                            "unknown-schema",
+                            format!("step `{step}` names contract `{written}`, but there is no `schemas/{stem}.yaml`"),
+                        )
+                        .with_label(span, "no such contract")
+                        .with_help(help),
+                    );
+                }
+            }
+        }
+        data
+    }
+
+    /// `anonymize: hash` needs the step's environment to name a salt.
+    fn check_hash_salt(&mut self, h: &PipelineSpec, step: &StepCheck<'_>, node: &Node) {
+        let Some((column, _)) = step
+            .data
+            .anonymize
+            .iter()
+            .find(|(_, m)| *m == AnonymizeSpec::Hash)
+        else {
+            return;
+        };
+        let env_name = self.step_env_name(h, step);
+        let env = env_name.as_ref().and_then(|n| self.environments.get(n));
+        if env_name.as_ref().is_some_and(|n| !self.envs.contains(n)) {
+            return; // reported where it is named
+        }
+        if env.is_some_and(|e| e.hash_salt.is_some()) {
+            return;
+        }
+        let span = node
+            .get("anonymize")
+            .and_then(|a| a.get(column))
+            .map_or(node.span, |n| n.span);
+        let help = match &env_name {
+            Some(n) => format!("add `hash_salt: SALT_SECRET` (and `secrets: [SALT_SECRET]`) to `environments/{n}.yaml`"),
+            None => "run the step in an environment (`environment:`) whose file sets `hash_salt:` to one of its secrets".to_owned(),
+        };
+        self.error(
+            Diagnostic::error(
+                "no-hash-salt",
+                format!(
+                    "step `{}` hashes column `{column}`, but its environment has no `hash_salt`",
+                    step.name
+                ),
+            )
+            .with_label(span, "needs a salt")
+            .with_help(help),
+        );
+    }
+
+    fn step_env_name(&self, h: &PipelineSpec, step: &StepCheck<'_>) -> Option<String> {
+        step.spec
+            .as_ref()
+            .and_then(|s| s.environment.clone())
+            .or_else(|| h.environment.clone())
+            .or_else(|| self.config.environment.clone())
+    }
+
     /// Every string in the step's action spec, checked as a template.
     fn check_templates(
         &mut self,
@@ -1105,12 +1377,7 @@ impl<'a> PipelineChecker<'a> {
         let Some((_, value)) = step.action else {
             return;
         };
-        let env_name = step
-            .spec
-            .as_ref()
-            .and_then(|s| s.environment.clone())
-            .or_else(|| h.environment.clone())
-            .or_else(|| self.config.environment.clone());
+        let env_name = self.step_env_name(h, step);
         let scope = Scope {
             step: &step.name,
             params: h.params.keys().collect(),
@@ -1240,6 +1507,7 @@ impl<'a> PipelineChecker<'a> {
                 retries,
                 timeout: parse(spec.timeout.as_ref()).or(pipeline_timeout),
                 environment: spec.environment.clone().or_else(|| h.environment.clone()),
+                data: step.data.clone(),
             });
         }
         Some(Plan {
@@ -1751,6 +2019,7 @@ mod tests {
                 config: &config,
                 envs: &envs,
                 environments: &environments,
+                contracts: &BTreeMap::new(),
                 diags: Vec::new(),
             };
             let (_, diags) = checker.check();

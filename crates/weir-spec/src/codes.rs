@@ -23,6 +23,22 @@ pub const CODES: &[(&str, &str)] = &[
         "a value of the right type that is not allowed (e.g. an unknown variant)",
     ),
     ("missing-key", "a required key is absent"),
+    (
+        "unknown-schema",
+        "a step's `schema:` names no contract under `schemas/`",
+    ),
+    (
+        "not-a-data-step",
+        "`schema:`, `checks:`, `anonymize:` or `persist:` on a step that produces no dataset",
+    ),
+    (
+        "no-hash-salt",
+        "`anonymize: hash` in a step whose environment sets no `hash_salt`",
+    ),
+    (
+        "unknown-secret",
+        "an environment's `hash_salt` names a secret it does not declare",
+    ),
     ("missing-project", "no `weir.yaml` at the project root"),
     (
         "invalid-name",

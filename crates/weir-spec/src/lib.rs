@@ -18,6 +18,7 @@
 mod catalog;
 mod check;
 mod codes;
+mod data;
 mod de;
 mod graph;
 mod node;
@@ -33,11 +34,15 @@ mod test_catalog;
 pub use catalog::{ActionCatalog, ActionCheck};
 pub use check::{
     CheckOutput, Error, ProjectConfig, SourceMap, check_project, find_project_root,
-    load_environment, load_project_config,
+    load_environment, load_project_config, sort_diagnostics,
 };
 pub use codes::{CODES, is_known_code};
+pub use data::{
+    AcceptedValuesSpec, AnonymizeSpec, CheckSpec, ColumnContract, ColumnSpec, ColumnType, Columns,
+    Contract, ContractSpec, ContractsMode, DatePart, RangeSpec, RowCountSpec, StepData,
+};
 pub use de::{from_node, from_node_in};
-pub use node::{Node, NodeValue, parse_yaml};
+pub use node::{Node, NodeValue, parse_yaml, span_in};
 pub use plan::{Environment, ParamDecl, ParamType, Plan, RetryPolicy, Step};
 pub use schema::pipeline_schema;
 pub use spec::{
@@ -45,6 +50,7 @@ pub use spec::{
     OrderedMap, ParamSpec, PipelineSpec, ProjectSpec, RetriesSpec, RetryPolicySpec, ScalarText,
     StepSpec, StepsSpec, TriggerSpec, WebhookTriggerSpec,
 };
+pub use suggest::{did_you_mean, list_names};
 pub use template::{RunInfo, TemplateContext, TemplateError, render_str, render_value};
 
 /// `Result` with this crate's [`Error`].

@@ -383,7 +383,7 @@ impl<'a> TreeBuilder<'a> {
 }
 
 /// The span of `len` bytes at `offset` of `text`, with its line and column.
-pub(crate) fn span_in(text: &str, offset: usize, len: usize) -> Span {
+pub fn span_in(text: &str, offset: usize, len: usize) -> Span {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;

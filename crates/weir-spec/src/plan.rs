@@ -75,6 +75,9 @@ pub struct Step {
     pub timeout: Option<Duration>,
     /// Environment name, falling back to the run's environment.
     pub environment: Option<String>,
+    /// Contract, checks, anonymization and persistence of a data step.
+    #[serde(default)]
+    pub data: crate::data::StepData,
 }
 
 /// How often and how late a failed step is tried again.
@@ -113,6 +116,14 @@ pub struct Environment {
     pub vars: BTreeMap<String, String>,
     /// Names of secrets steps of this environment may read.
     pub secrets: Vec<String>,
+    #[serde(default)]
+    pub contracts: crate::data::ContractsMode,
+    /// Rows every `load` reads at most.
+    #[serde(default)]
+    pub sample: Option<u64>,
+    /// The secret that salts `anonymize: hash`.
+    #[serde(default)]
+    pub hash_salt: Option<String>,
 }
 
 mod millis {

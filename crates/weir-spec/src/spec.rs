@@ -104,6 +104,24 @@ pub struct StepSpec {
     /// Environment (`environments/<name>.yaml`) this step runs in.
     #[serde(default)]
     pub environment: Option<String>,
+    /// Data steps: the contract the output must match, a file under
+    /// `schemas/` (`orders` or `schemas/orders.yaml`). `load` reads CSV and
+    /// JSON with its types.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Data steps: quality checks on the output; the step fails when one
+    /// does not hold.
+    #[serde(default)]
+    pub checks: Vec<crate::data::CheckSpec>,
+    /// Data steps: columns anonymized before the output is stored, e.g.
+    /// `{ email: hash, name: drop, card: { mask: 4 } }`. The raw values never
+    /// reach the blob store.
+    #[serde(default)]
+    pub anonymize: OrderedMap<crate::data::AnonymizeSpec>,
+    /// Data steps: `false` keeps the result out of storage; steps reading it
+    /// run its query as part of their own plan. Default `true`.
+    #[serde(default)]
+    pub persist: Option<bool>,
     /// The action: its kind (the key) and its spec as written. Set by
     /// validation; the schema lists one property per kind instead.
     #[serde(skip)]
@@ -406,6 +424,19 @@ pub struct EnvironmentSpec {
     /// `{{ secrets.<NAME> }}`. Values live in weir's secret store.
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// What a contract violation does: `strict` fails the step, `warn`
+    /// records warnings and goes on. Default `warn` in an environment named
+    /// `dev`, `strict` everywhere else.
+    #[serde(default)]
+    pub contracts: Option<crate::data::ContractsMode>,
+    /// Every `load` reads at most this many rows (the first ones, so the
+    /// sample is the same each run): design pipelines on a sample, run them
+    /// in full in production.
+    #[serde(default)]
+    pub sample: Option<u64>,
+    /// The secret (one of `secrets:`) that salts `anonymize: hash`.
+    #[serde(default)]
+    pub hash_salt: Option<String>,
 }
 
 /// A scalar taken as its text: `5`, `true` and `"x"` are all accepted.
@@ -611,7 +642,17 @@ mod tests {
     fn struct_fields_lists_serde_names() {
         assert_eq!(
             struct_fields::<StepSpec>(),
-            ["description", "needs", "retries", "timeout", "environment"]
+            [
+                "description",
+                "needs",
+                "retries",
+                "timeout",
+                "environment",
+                "schema",
+                "checks",
+                "anonymize",
+                "persist"
+            ]
         );
     }
 }

@@ -1,7 +1,7 @@
 //! "Did you mean" suggestions and name lists for help texts.
 
 /// The candidate closest to `name`, when it is close enough to be a typo.
-pub(crate) fn did_you_mean<'c>(
+pub fn did_you_mean<'c>(
     name: &str,
     candidates: impl IntoIterator<Item = &'c str>,
 ) -> Option<&'c str> {
@@ -19,7 +19,7 @@ pub(crate) fn did_you_mean<'c>(
 }
 
 /// "`a`, `b` and `c`".
-pub(crate) fn list_names<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> String {
+pub fn list_names<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> String {
     let names: Vec<String> = names
         .into_iter()
         .map(|n| format!("`{}`", n.as_ref()))

@@ -71,6 +71,8 @@ pub struct TaskRow {
     pub metering: Option<Metering>,
     pub worker: Option<String>,
     pub value: Option<serde_json::Value>,
+    /// Problems that did not fail the task, one line each.
+    pub warnings: Vec<String>,
 }
 
 /// A guarded state change of one task.
@@ -96,6 +98,8 @@ pub struct TaskUpdate {
     pub metering: Option<Metering>,
     pub worker: Option<String>,
     pub value: Option<serde_json::Value>,
+    /// Problems that did not fail the task; empty keeps what is stored.
+    pub warnings: Vec<String>,
     /// The dataset version this task produced: only with `to: Succeeded`.
     /// Inserted in the same transaction, as the next version number of its
     /// dataset, so a task's success and its output are recorded together or
@@ -115,6 +119,7 @@ impl TaskUpdate {
             metering: None,
             worker: None,
             value: None,
+            warnings: Vec::new(),
             output: None,
         }
     }

@@ -41,7 +41,7 @@ macro_rules! run_columns {
 macro_rules! task_columns {
     () => {
         "id, run_id, step, attempt, state, created_at, queued_at, started_at, finished_at, \
-         not_before, exit_code, error, metering, worker, value"
+         not_before, exit_code, error, metering, worker, value, warnings"
     };
 }
 
@@ -67,6 +67,13 @@ fn migrator() -> Migrator {
             "datasets".into(),
             MigrationType::Simple,
             include_str!("../migrations/postgres/0002_datasets.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            3,
+            "task warnings".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/postgres/0003_task_warnings.sql").into_sql_str(),
             false,
         ),
     ])
@@ -155,6 +162,9 @@ fn task_from_row(row: &PgRow) -> Result<TaskRow> {
         metering: metering.map(|m| m.0),
         worker: get(row, "worker")?,
         value: get(row, "value")?,
+        warnings: get::<Option<Json<Vec<String>>>>(row, "warnings")?
+            .map(|w| w.0)
+            .unwrap_or_default(),
     })
 }
 
@@ -306,7 +316,8 @@ async fn update_task(conn: &mut PgConnection, update: &TaskUpdate) -> Result<boo
          error = COALESCE($7, error), \
          metering = COALESCE($8, metering), \
          worker = COALESCE($9, worker), \
-         value = COALESCE($10, value) \
+         value = COALESCE($10, value), \
+         warnings = COALESCE($13, warnings) \
          WHERE id = $11 AND state = $12",
     )
     .bind(update.to.as_str())
@@ -321,6 +332,7 @@ async fn update_task(conn: &mut PgConnection, update: &TaskUpdate) -> Result<boo
     .bind(&update.value)
     .bind(update.id.0)
     .bind(update.from.as_str())
+    .bind((!update.warnings.is_empty()).then(|| Json(&update.warnings)))
     .execute(&mut *conn)
     .await
     .map_err(db(BACKEND, "apply"))?;

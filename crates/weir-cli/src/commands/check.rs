@@ -10,7 +10,7 @@ pub struct CheckArgs {
     pub pipelines: Vec<String>,
 }
 
-pub fn run(globals: &Globals, args: CheckArgs) -> Result<Outcome> {
+pub async fn run(globals: &Globals, args: CheckArgs) -> Result<Outcome> {
     // Without a project, weir-spec still reports why (`missing-project`),
     // rendered like every other diagnostic.
     let root = match globals.project_root() {
@@ -20,8 +20,7 @@ pub fn run(globals: &Globals, args: CheckArgs) -> Result<Outcome> {
             None => std::env::current_dir()?,
         },
     };
-    let registry = crate::project::registry();
-    let checked = weir_spec::check_project(&root, &registry, &args.pipelines);
+    let (checked, types) = crate::project::check(&root, &args.pipelines).await;
     let errors = render::diagnostics(&checked.diagnostics, &checked.sources);
     let warnings = checked.diagnostics.len() - errors;
     if errors > 0 {
@@ -44,6 +43,16 @@ pub fn run(globals: &Globals, args: CheckArgs) -> Result<Outcome> {
             String::new()
         }
     ));
+    if !types.checked.is_empty() || !types.unchecked.is_empty() {
+        output::line(format!(
+            "types: {} data step{} with a known schema",
+            types.checked.len(),
+            plural(types.checked.len())
+        ));
+    }
+    for (step, why) in &types.unchecked {
+        output::line(format!("  not type-checked: `{step}`: {why}"));
+    }
     Ok(Outcome::Success)
 }
 

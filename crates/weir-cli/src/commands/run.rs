@@ -110,8 +110,7 @@ async fn create(
         .pipeline
         .clone()
         .ok_or_else(|| anyhow!("name the pipeline to run, e.g. `weir run sales`"))?;
-    let registry = crate::project::registry();
-    let checked = weir_spec::check_project(root, &registry, std::slice::from_ref(&pipeline));
+    let (checked, _) = crate::project::check(root, std::slice::from_ref(&pipeline)).await;
     let errors = render::diagnostics(&checked.diagnostics, &checked.sources);
     if errors > 0 {
         output::line(format!(
@@ -211,6 +210,10 @@ async fn print_summary(engine: &weir_engine::Engine, summary: &RunSummary) {
     if !summary.datasets.is_empty() {
         output::line("");
         output::text(super::show::datasets_table(summary));
+    }
+    if let Some(text) = super::show::warnings_text(summary) {
+        output::line("");
+        output::text(text);
     }
     for task in summary.latest_tasks() {
         if task.state != TaskState::Failed {

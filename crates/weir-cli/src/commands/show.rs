@@ -45,11 +45,27 @@ pub async fn run(globals: &Globals, args: ShowArgs) -> Result<Outcome> {
     ));
     output::line("");
     output::text(attempts_table(&summary));
+    if let Some(text) = warnings_text(&summary) {
+        output::line("");
+        output::text(text);
+    }
     if !summary.datasets.is_empty() {
         output::line("");
         output::text(datasets_table(&summary));
     }
     Ok(Outcome::Success)
+}
+
+/// Warnings of the latest attempt of each step (e.g. contract violations
+/// under `contracts: warn`), if any.
+pub fn warnings_text(summary: &RunSummary) -> Option<String> {
+    let mut out = String::new();
+    for t in summary.latest_tasks() {
+        for w in &t.warnings {
+            out.push_str(&format!("warning: step `{}`: {w}\n", t.step));
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// The dataset versions a run produced.
@@ -140,6 +156,7 @@ mod tests {
 
     fn task(metering: Metering) -> TaskRow {
         TaskRow {
+            warnings: Vec::new(),
             id: TaskId(1),
             run_id: RunId(1),
             step: "s".into(),

@@ -5,6 +5,7 @@
 //! weir-data against real files in temporary directories and real object
 //! stores (on disk and in memory): no mocks.
 
+mod export;
 mod lake;
 mod load;
 mod sql;
@@ -93,6 +94,9 @@ impl Fixture {
             log: self.log.clone(),
             inputs: BTreeMap::new(),
             blobs: self.blobs.clone(),
+            data: weir_spec::StepData::default(),
+            environment: weir_spec::Environment::default(),
+            secrets: BTreeMap::new(),
         }
     }
 

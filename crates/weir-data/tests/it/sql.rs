@@ -212,6 +212,13 @@ fn every_emitted_code_is_listed() {
     for sql in ["SELEC", "", "DROP TABLE x"] {
         emitted.extend(SqlAction.check(&SqlSpec(sql.to_owned())));
     }
+    for export in [
+        json!({"input": "r"}),
+        json!({"input": "r", "postgres": {"url": "", "table": "t"}}),
+    ] {
+        let spec: weir_data::ExportSpec = serde_json::from_value(export).unwrap();
+        emitted.extend(weir_data::ExportAction.check(&spec));
+    }
     let codes: Vec<&str> = emitted.iter().map(|d| d.code.as_str()).collect();
     for (code, _) in CODES {
         assert!(codes.contains(code), "`{code}` is never emitted: {codes:?}");

@@ -61,6 +61,9 @@ pub fn context(log: Arc<Lines>) -> (TaskContext, tempfile::TempDir) {
         log,
         inputs: BTreeMap::new(),
         blobs: Arc::new(object_store::memory::InMemory::new()),
+        data: weir_spec::StepData::default(),
+        environment: weir_spec::Environment::default(),
+        secrets: BTreeMap::new(),
     };
     (cx, dir)
 }
