@@ -358,7 +358,7 @@ fn remote_scheme(path: &str) -> Option<&str> {
 
 /// `url` without its password and query string (which may hold one), for
 /// messages and logs: `postgres://user:***@host:5432/db`.
-pub(crate) fn redacted_url(url: &str) -> String {
+fn redacted_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "<not a URL>".to_owned();
     };
@@ -627,7 +627,8 @@ struct FileOptions {
 }
 
 enum FileWriter {
-    Csv(datafusion::arrow::csv::Writer<BufWriter<File>>),
+    // The big ones boxed (clippy::large_enum_variant).
+    Csv(Box<datafusion::arrow::csv::Writer<BufWriter<File>>>),
     /// The Parquet writer buffers on its own.
     Parquet(Box<ArrowWriter<File>>),
     Json(datafusion::arrow::json::Writer<BufWriter<File>, JsonArray>),
@@ -693,7 +694,7 @@ impl FileSink {
                 if let Some(null) = &options.null_value {
                     builder = builder.with_null(null.clone());
                 }
-                FileWriter::Csv(builder.build(BufWriter::new(file)))
+                FileWriter::Csv(Box::new(builder.build(BufWriter::new(file))))
             }
             ExportFormat::Parquet => {
                 let props = WriterProperties::builder()

@@ -72,10 +72,6 @@ pub const CODES: &[(&str, &str)] = &[
     ("sql-syntax", "a `sql` query that does not parse"),
     ("no-checks", "a `check` step with an empty `checks:` list"),
     (
-        "sql-unknown-table",
-        "a `sql` step reads a table that is no step or dataset",
-    ),
-    (
         "sql-unknown-column",
         "a `sql` step names a column its inputs do not have",
     ),

@@ -825,6 +825,8 @@ fn first_non_blank(file: &Path) -> datafusion::error::Result<Option<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn spec(path: &str) -> LoadSpec {

@@ -62,7 +62,15 @@ impl Action for SqlAction {
     fn inputs(&self, spec: &SqlSpec) -> Vec<String> {
         let (sql, _) = neutralize_templates(&spec.0);
         match parse_query(&sql) {
-            Ok(query) => query_inputs(&query),
+            Ok(query) => query_tables(&query).0,
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn reads(&self, spec: &SqlSpec) -> Vec<String> {
+        let (sql, _) = neutralize_templates(&spec.0);
+        match parse_query(&sql) {
+            Ok(query) => query_tables(&query).1,
             Err(_) => Vec::new(),
         }
     }
@@ -215,11 +223,11 @@ fn first_words(statement: &str) -> String {
 /// pipelines come with a later change (they need the engine to resolve the
 /// latest version of another pipeline's dataset). Table functions
 /// (`generate_series(1, 3)`) are not datasets either.
-fn query_inputs(query: &Query) -> Vec<String> {
+fn query_tables(query: &Query) -> (Vec<String>, Vec<String>) {
     let mut collector = TableCollector::default();
     // The collector never breaks.
     let _ = query.visit(&mut collector);
-    collector.found
+    (collector.found, collector.qualified)
 }
 
 #[derive(Default)]
@@ -227,6 +235,9 @@ struct TableCollector {
     /// CTE names in scope, one entry per enclosing query.
     scopes: Vec<Vec<String>>,
     found: Vec<String>,
+    /// `pipeline.step` and `ns.pipeline.step` names, normalized and joined
+    /// with `.`; `information_schema` tables are not datasets.
+    qualified: Vec<String>,
 }
 
 impl Visitor for TableCollector {
@@ -261,8 +272,35 @@ impl Visitor for TableCollector {
         {
             self.found.push(table);
         }
+        if let TableFactor::Table {
+            name, args: None, ..
+        } = factor
+            && let Some(parts) = qualified(name)
+            && !parts.iter().any(|p| p.contains(TEMPLATE_PLACEHOLDER))
+            && !parts
+                .iter()
+                .rev()
+                .nth(1)
+                .is_some_and(|schema| schema == "information_schema")
+        {
+            let joined = parts.join(".");
+            if !self.qualified.contains(&joined) {
+                self.qualified.push(joined);
+            }
+        }
         ControlFlow::Continue(())
     }
+}
+
+/// The parts of a two- or three-part table name, normalized.
+fn qualified(name: &ObjectName) -> Option<Vec<String>> {
+    if !(2..=3).contains(&name.0.len()) {
+        return None;
+    }
+    name.0
+        .iter()
+        .map(|part| part.as_ident().map(normalize))
+        .collect()
 }
 
 fn one_part(name: &ObjectName) -> Option<String> {
@@ -281,6 +319,8 @@ fn normalize(ident: &Ident) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn inputs(sql: &str) -> Vec<String> {
@@ -363,15 +403,22 @@ mod tests {
     }
 
     #[test]
-    fn qualified_names_are_not_inputs_yet() {
-        // Cross-pipeline dependencies come with a later change.
+    fn qualified_names_are_reads_not_inputs() {
+        let sql = "SELECT * FROM crm.customers JOIN acme.crm.orders USING (id) JOIN local USING (id) \
+                   JOIN \"CRM\".Customers USING (id) JOIN crm.customers c2 USING (id)";
+        assert_eq!(inputs(sql), ["local"]);
         assert_eq!(
-            inputs(
-                "SELECT * FROM crm.customers JOIN acme.crm.orders USING (id) JOIN local USING (id)"
-            ),
-            ["local"]
+            SqlAction.reads(&SqlSpec(sql.to_owned())),
+            ["crm.customers", "acme.crm.orders", "CRM.customers"]
         );
         assert!(inputs("SELECT * FROM information_schema.tables").is_empty());
+        assert!(
+            SqlAction
+                .reads(&SqlSpec(
+                    "SELECT * FROM information_schema.tables".to_owned()
+                ))
+                .is_empty()
+        );
     }
 
     #[test]

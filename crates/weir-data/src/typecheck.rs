@@ -42,7 +42,7 @@ pub async fn typecheck(project: &CheckOutput) -> TypeCheck {
     let mut out = TypeCheck::default();
     // `pipeline` → `step` → schema, for steps whose schema is known.
     let mut known: BTreeMap<String, BTreeMap<String, SchemaRef>> = BTreeMap::new();
-    for plan in project.plans.values() {
+    for plan in reading_order(project) {
         let Some(text) = project.sources.get(&plan.file) else {
             continue;
         };
@@ -59,6 +59,41 @@ pub async fn typecheck(project: &CheckOutput) -> TypeCheck {
         known.insert(plan.pipeline.clone(), schemas);
     }
     out
+}
+
+/// Plans ordered so that a pipeline comes after those whose datasets it
+/// reads (`crm.customers`), where the reads allow it (a cycle across
+/// pipelines is left in name order: its reads are then not known).
+fn reading_order(project: &CheckOutput) -> Vec<&Plan> {
+    let reads_of = |plan: &Plan| -> Vec<String> {
+        plan.steps
+            .iter()
+            .flat_map(|s| &s.reads)
+            .filter_map(|r| {
+                let parts: Vec<&str> = r.split('.').collect();
+                (parts.len() == 2).then(|| parts[0].to_owned())
+            })
+            .filter(|p| *p != plan.pipeline && project.plans.contains_key(p))
+            .collect()
+    };
+    let mut done: Vec<&Plan> = Vec::new();
+    let mut pending: Vec<&Plan> = project.plans.values().collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        pending.retain(|plan| {
+            let ready = reads_of(plan)
+                .iter()
+                .all(|p| done.iter().any(|d| d.pipeline == *p));
+            if ready {
+                done.push(plan);
+            }
+            !ready
+        });
+        if pending.len() == before {
+            done.append(&mut pending);
+        }
+    }
+    done
 }
 
 struct PlanChecker<'a> {
@@ -243,6 +278,16 @@ impl PlanChecker<'_> {
                     format!("the schema of input `{dep}` is not known")
                 };
                 return Err(Some(why));
+            }
+        }
+        for read in &step.reads {
+            let parts: Vec<&str> = read.split('.').collect();
+            let known = match parts.as_slice() {
+                [p, s] => others.get(*p).is_some_and(|t| t.contains_key(*s)),
+                _ => false,
+            };
+            if !known {
+                return Err(Some(format!("the schema of `{read}` is not known")));
             }
         }
         let Some(written) = step.spec.as_str() else {

@@ -191,6 +191,7 @@ impl Engine {
                 source,
             })?;
         let environments = self.load_environments(run, &plan)?;
+        let external = self.resolve_reads(run, &plan).await?;
         let mut slots = self.slots(run, &plan).await?;
 
         let mut batch = Batch::default();
@@ -303,7 +304,15 @@ impl Engine {
             }
             for (index, task) in start {
                 running += 1;
-                self.spawn_task(run, &slots, index, task, &environments, &stop, &done_tx);
+                self.spawn_task(
+                    run,
+                    &slots,
+                    index,
+                    task,
+                    (&environments, &external),
+                    &stop,
+                    &done_tx,
+                );
             }
             if final_state.is_some() {
                 break;
@@ -363,6 +372,46 @@ impl Engine {
                 let _ = std::fs::create_dir_all(dir);
             }
         });
+    }
+
+    /// The version of each dataset of another pipeline the plan reads: the
+    /// latest one committed before the run was created, so a resumed run
+    /// reads what its first attempt read (or, if there was none then, the
+    /// latest). `None`: there is none.
+    async fn resolve_reads(
+        &self,
+        run: &RunRow,
+        plan: &Plan,
+    ) -> Result<HashMap<String, Option<DatasetInput>>> {
+        let mut out = HashMap::new();
+        for name in plan.steps.iter().flat_map(|s| &s.reads) {
+            if out.contains_key(name) {
+                continue;
+            }
+            let parts: Vec<&str> = name.split('.').collect();
+            let (namespace, dataset) = match parts.as_slice() {
+                [p, s] => (run.namespace.clone(), format!("{p}.{s}")),
+                [ns, p, s] => ((*ns).to_owned(), format!("{p}.{s}")),
+                _ => (run.namespace.clone(), name.clone()),
+            };
+            let versions = self.store.dataset_versions(&namespace, &dataset).await?;
+            let before_run = versions
+                .iter()
+                .filter(|v| v.created_at <= run.created_at)
+                .max_by_key(|v| v.version);
+            // None existed when the run was created: the run failed on it
+            // and is being resumed after the upstream pipeline ran.
+            let input = before_run
+                .or_else(|| versions.iter().max_by_key(|v| v.version))
+                .map(|row| DatasetInput {
+                    version: row.reference(),
+                    files: row.files.clone(),
+                    schema: row.schema.clone(),
+                    rows: row.rows,
+                });
+            out.insert(name.clone(), input);
+        }
+        Ok(out)
     }
 
     fn load_environments(&self, run: &RunRow, plan: &Plan) -> Result<HashMap<String, Environment>> {
@@ -438,7 +487,10 @@ impl Engine {
         slots: &[Slot],
         index: usize,
         task: TaskId,
-        environments: &HashMap<String, Environment>,
+        (environments, external): (
+            &HashMap<String, Environment>,
+            &HashMap<String, Option<DatasetInput>>,
+        ),
         stop: &CancellationToken,
         done_tx: &mpsc::UnboundedSender<TaskDone>,
     ) {
@@ -452,7 +504,8 @@ impl Engine {
             .cloned()
             .unwrap_or_default();
         let params = run.params.as_object().cloned().unwrap_or_default();
-        let inputs: BTreeMap<String, DatasetInput> = slot
+        let mut missing_reads = Vec::new();
+        let mut inputs: BTreeMap<String, DatasetInput> = slot
             .deps
             .iter()
             .filter_map(|&d| {
@@ -470,6 +523,14 @@ impl Engine {
                 })
             })
             .collect();
+        for name in &slot.step.reads {
+            match external.get(name) {
+                Some(Some(input)) => {
+                    inputs.insert(name.clone(), input.clone());
+                }
+                _ => missing_reads.push(name.clone()),
+            }
+        }
         let upstream_values: BTreeMap<String, serde_json::Value> = slot
             .deps
             .iter()
@@ -514,6 +575,7 @@ impl Engine {
             template,
             work_dir: self.work_dir(run.id, &slot.step.name, slot.attempt),
             inputs,
+            missing_reads,
             environment: env,
             secrets,
         };
@@ -753,6 +815,8 @@ struct TaskJob {
     template: TemplateContext,
     work_dir: std::path::PathBuf,
     inputs: BTreeMap<String, DatasetInput>,
+    /// Datasets of other pipelines the step reads that have no version.
+    missing_reads: Vec<String>,
     environment: Environment,
     secrets: BTreeMap<String, String>,
 }
@@ -801,9 +865,18 @@ impl TaskJob {
             .writer(self.run, &self.step.name, self.attempt)
             .map_err(|e| failed(format!("cannot open the task log: {e}")))?;
         let sink = Arc::new(WriterSink(writer));
-        let outcome = match weir_spec::render_value(&self.step.spec, &self.template) {
-            Err(e) => {
-                let message = format!("template error: {e}");
+        let rendered = match self.missing_reads.first() {
+            Some(name) => {
+                let pipeline = name.rsplit('.').nth(1).unwrap_or(name);
+                Err(format!(
+                    "dataset `{name}` has no version yet\nhint: run pipeline `{pipeline}` first (`weir run {pipeline}`)"
+                ))
+            }
+            None => weir_spec::render_value(&self.step.spec, &self.template)
+                .map_err(|e| format!("template error: {e}")),
+        };
+        let outcome = match rendered {
+            Err(message) => {
                 sink.line(LogStream::System, &message);
                 Err(failed(message))
             }
@@ -870,6 +943,7 @@ mod tests {
                 timeout: None,
                 environment: None,
                 data: weir_spec::StepData::default(),
+                reads: Vec::new(),
             },
             deps: Vec::new(),
             task: Some(TaskId(1)),

@@ -187,6 +187,13 @@ pub trait Action: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Datasets of other pipelines this spec reads, as `pipeline.step` or
+    /// `namespace.pipeline.step`: the engine passes their latest version
+    /// (as of the run's start) as inputs under those names.
+    fn reads(&self, _spec: &Self::Spec) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Runs one attempt. `spec` has had its templates rendered.
     async fn run(&self, spec: Self::Spec, cx: TaskContext) -> Result<TaskOutput, ActionError>;
 }

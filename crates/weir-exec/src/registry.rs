@@ -176,6 +176,11 @@ impl<T: Action> ErasedAction for T {
                 .into_iter()
                 .map(|input| (input, node.span()))
                 .collect(),
+            reads: self
+                .reads(&spec)
+                .into_iter()
+                .map(|dataset| (dataset, node.span()))
+                .collect(),
         })
     }
 

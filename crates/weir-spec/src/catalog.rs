@@ -14,6 +14,9 @@ pub struct ActionCheck {
     /// Steps this action reads from (e.g. `inputs:`, tables named in SQL),
     /// with where each is named, so a missing one can be pointed at.
     pub depends_on: Vec<(String, Span)>,
+    /// Datasets of other pipelines this action reads (`crm.customers`,
+    /// `acme.crm.customers`), with where each is named.
+    pub reads: Vec<(String, Span)>,
 }
 
 /// The step kinds a project may use.

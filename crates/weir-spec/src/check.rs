@@ -243,6 +243,22 @@ pub fn check_project(root: &Path, catalog: &dyn ActionCatalog, only: &[String]) 
         }
     }
 
+    // Step names of every pipeline, for `pipeline.step` references.
+    let pipeline_steps: BTreeMap<String, Option<Vec<String>>> = by_name
+        .iter()
+        .map(|(stem, path)| {
+            let steps = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|text| parse_yaml("", &text).ok())
+                .and_then(|root| {
+                    root.get("steps")?
+                        .as_map()
+                        .map(|m| m.iter().map(|(k, _)| k.key_text()).collect())
+                });
+            ((*stem).to_owned(), steps)
+        })
+        .collect();
+
     let mut plans = BTreeMap::new();
     for (stem, path) in by_name {
         if !only.is_empty() && !only.iter().any(|o| o == stem) {
@@ -261,6 +277,7 @@ pub fn check_project(root: &Path, catalog: &dyn ActionCatalog, only: &[String]) 
             envs: &known_envs,
             environments: &environments,
             contracts: &contracts,
+            pipelines: &pipeline_steps,
             diags: Vec::new(),
         };
         let (plan, d) = checker.check();
@@ -694,6 +711,9 @@ struct PipelineChecker<'a> {
     envs: &'a EnvNames,
     environments: &'a BTreeMap<String, Environment>,
     contracts: &'a BTreeMap<String, Option<Contract>>,
+    /// Every pipeline of the project with its step names (`None`: the file
+    /// does not parse).
+    pipelines: &'a BTreeMap<String, Option<Vec<String>>>,
     diags: Vec<Diagnostic>,
 }
 
@@ -706,6 +726,8 @@ struct StepCheck<'n> {
     /// the action reported.
     deps: Vec<(String, Span)>,
     data: StepData,
+    /// Datasets of other pipelines it reads.
+    reads: Vec<String>,
     /// The step's map.
     node: &'n Node,
 }
@@ -1103,6 +1125,7 @@ impl<'a> PipelineChecker<'a> {
             action: None,
             deps: Vec::new(),
             data: StepData::default(),
+            reads: Vec::new(),
             node,
         };
         let kinds = self.catalog.kinds();
@@ -1233,6 +1256,10 @@ impl<'a> PipelineChecker<'a> {
                         let span = self.find_in(span, &dep, true).unwrap_or(span);
                         step.deps.push((dep, span));
                     }
+                    for (dataset, span) in check.reads {
+                        let span = self.find_in(span, &dataset, true).unwrap_or(span);
+                        self.external_read(&mut step, dataset, span);
+                    }
                 }
                 Err(ds) => {
                     for mut d in ds {
@@ -1245,6 +1272,63 @@ impl<'a> PipelineChecker<'a> {
             }
         }
         step
+    }
+
+    /// A dataset of another pipeline read by a step: checked against the
+    /// project's pipelines (another namespace's cannot be), or turned into
+    /// a dependency when it names this pipeline.
+    fn external_read(&mut self, step: &mut StepCheck<'_>, dataset: String, span: Span) {
+        let parts: Vec<&str> = dataset.split('.').collect();
+        let (pipeline, name) = match parts.as_slice() {
+            [p, s] => (*p, *s),
+            [ns, p, s] if *ns == self.config.namespace => (*p, *s),
+            _ => {
+                step.reads.push(dataset);
+                return;
+            }
+        };
+        if pipeline == self.stem {
+            step.deps.push((name.to_owned(), span));
+            return;
+        }
+        match self.pipelines.get(pipeline) {
+            None => {
+                let help = match did_you_mean(pipeline, self.pipelines.keys().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}.{name}`?"),
+                    None => format!(
+                        "`<pipeline>.<step>` reads another pipeline's dataset; pipelines are {}",
+                        list_names(self.pipelines.keys())
+                    ),
+                };
+                self.error(
+                    Diagnostic::error(
+                        "sql-unknown-table",
+                        format!(
+                            "step `{}` reads `{dataset}`, but there is no pipeline `{pipeline}`",
+                            step.name
+                        ),
+                    )
+                    .with_label(span, "no such pipeline")
+                    .with_help(help),
+                );
+            }
+            Some(Some(steps)) if !steps.iter().any(|s| s == name) => {
+                let help = match did_you_mean(name, steps.iter().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{pipeline}.{s}`?"),
+                    None => format!("steps of `{pipeline}` are {}", list_names(steps.iter())),
+                };
+                self.error(
+                    Diagnostic::error(
+                        "sql-unknown-table",
+                        format!("step `{}` reads `{dataset}`, but pipeline `{pipeline}` has no step `{name}`", step.name),
+                    )
+                    .with_label(span, "no such step")
+                    .with_help(help),
+                );
+            }
+            // Known, or a pipeline file too broken to tell (reported there).
+            Some(_) => step.reads.push(format!("{pipeline}.{name}")),
+        }
     }
 
     /// The data keys of a step (`schema:`, `checks:`, `anonymize:`,
@@ -1508,6 +1592,7 @@ impl<'a> PipelineChecker<'a> {
                 timeout: parse(spec.timeout.as_ref()).or(pipeline_timeout),
                 environment: spec.environment.clone().or_else(|| h.environment.clone()),
                 data: step.data.clone(),
+                reads: step.reads.clone(),
             });
         }
         Some(Plan {
@@ -2020,6 +2105,7 @@ mod tests {
                 envs: &envs,
                 environments: &environments,
                 contracts: &BTreeMap::new(),
+                pipelines: &BTreeMap::new(),
                 diags: Vec::new(),
             };
             let (_, diags) = checker.check();

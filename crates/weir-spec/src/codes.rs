@@ -24,6 +24,10 @@ pub const CODES: &[(&str, &str)] = &[
     ),
     ("missing-key", "a required key is absent"),
     (
+        "sql-unknown-table",
+        "a step reads `<pipeline>.<step>` that names no pipeline or step of the project",
+    ),
+    (
         "unknown-schema",
         "a step's `schema:` names no contract under `schemas/`",
     ),

@@ -78,6 +78,10 @@ pub struct Step {
     /// Contract, checks, anonymization and persistence of a data step.
     #[serde(default)]
     pub data: crate::data::StepData,
+    /// Datasets of other pipelines the step reads (`crm.customers`), read
+    /// at their latest version when the run starts.
+    #[serde(default)]
+    pub reads: Vec<String>,
 }
 
 /// How often and how late a failed step is tried again.

@@ -28,7 +28,10 @@ impl ActionCatalog for ShellCatalog {
                 .iter()
                 .filter_map(|i| Some((i.as_str()?.to_string(), i.span)))
                 .collect();
-            return Ok(ActionCheck { depends_on });
+            return Ok(ActionCheck {
+                depends_on,
+                reads: Vec::new(),
+            });
         }
         Err(vec![
             Diagnostic::error(

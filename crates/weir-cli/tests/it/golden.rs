@@ -1,7 +1,8 @@
 //! Golden projects: `tests/golden/<case>/` is a weir project plus
 //! `expected/`. A case runs the command in its `command` file (default:
 //! `check`) and compares the filtered output, exit code and, for runs, the
-//! final task states. `WEIR_BLESS=1` rewrites the expectations.
+//! final task states. An `env` file holds `KEY=VALUE` lines set for every
+//! command. `WEIR_BLESS=1` rewrites the expectations.
 
 use std::path::{Path, PathBuf};
 
@@ -22,11 +23,21 @@ fn cases() -> Vec<PathBuf> {
 fn render(case: &Path) -> String {
     let project = TestProject::copy_of(env!("CARGO_BIN_EXE_weir"), case).expect("copy case");
     let command = fs_err::read_to_string(case.join("command")).unwrap_or_else(|_| "check".into());
+    // `env`: `KEY=VALUE` lines set for every command (e.g. `WEIR_SECRET_*`).
+    let env = fs_err::read_to_string(case.join("env")).unwrap_or_default();
+    let vars: Vec<(&str, &str)> = env
+        .lines()
+        .filter_map(|l| l.trim().split_once('='))
+        .collect();
     let mut rendered = String::new();
     for line in command.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let owned = split_args(line);
         let args: Vec<&str> = owned.iter().map(String::as_str).collect();
-        let out = project.weir(&args).expect("run weir");
+        let out = project
+            .command(&args)
+            .envs(vars.iter().copied())
+            .output()
+            .expect("run weir");
         rendered.push_str(&format!("$ weir {line}\n"));
         rendered.push_str(&format!("exit: {}\n", out.status.code().unwrap_or(-1)));
         rendered.push_str("--- stdout\n");

@@ -8,7 +8,9 @@
 mod export;
 mod lake;
 mod load;
+mod quality;
 mod sql;
+mod typecheck;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

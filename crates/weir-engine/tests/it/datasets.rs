@@ -22,6 +22,7 @@ use crate::support::{Project, create_run, execute, options, states};
 crate::on_both_backends!(
     outputs_become_versions_and_inputs_of_downstream_steps,
     a_resumed_run_keeps_the_outputs_of_succeeded_steps,
+    datasets_of_other_pipelines_are_read_at_their_latest_version,
 );
 
 /// Emits `text`, after the contents of its inputs, as a one-file dataset.
@@ -33,6 +34,9 @@ pub struct EmitSpec {
     text: String,
     #[serde(default)]
     inputs: Vec<String>,
+    /// Datasets of other pipelines (`pipeline.step`).
+    #[serde(default)]
+    reads: Vec<String>,
 }
 
 #[async_trait]
@@ -44,6 +48,10 @@ impl Action for EmitAction {
         spec.inputs.clone()
     }
 
+    fn reads(&self, spec: &EmitSpec) -> Vec<String> {
+        spec.reads.clone()
+    }
+
     async fn run(&self, spec: EmitSpec, cx: TaskContext) -> Result<TaskOutput, ActionError> {
         let fail = |message: String| ActionError::Failed {
             message,
@@ -51,10 +59,14 @@ impl Action for EmitAction {
             metering: Default::default(),
         };
         let mut content = String::new();
-        for name in &spec.inputs {
+        for name in spec.inputs.iter().chain(&spec.reads) {
+            // A step of its own pipeline named `pipeline.step` is an
+            // ordinary input, keyed by the step's name.
+            let own = name.rsplit('.').next().unwrap_or(name);
             let input = cx
                 .inputs
                 .get(name)
+                .or_else(|| cx.inputs.get(own))
                 .ok_or_else(|| fail(format!("input `{name}` was not given")))?;
             for file in &input.files {
                 let bytes = cx
@@ -211,4 +223,55 @@ steps:
         .expect("read")
         .expect("stored");
     assert_eq!(&content[..], b"alpha\nbeta\n");
+}
+
+/// `use.b` reads `src.a`: without a version it fails saying which pipeline
+/// to run; then it reads the latest version, records it as lineage, and a
+/// newer version is picked up by the next run.
+async fn datasets_of_other_pipelines_are_read_at_their_latest_version(project: &Project) {
+    project.pipeline("src", "steps:\n  a:\n    emit: { text: alpha }\n");
+    let reader = project.pipeline(
+        "use",
+        "steps:\n  b:\n    emit: { text: beta, reads: [src.a] }\n  c:\n    emit: { text: own, reads: [use.b] }\n",
+    );
+    assert_eq!(reader.steps[0].reads, ["src.a"]);
+    assert!(reader.steps[0].depends_on.is_empty());
+    // `use.b` inside pipeline `use` is its own step: a dependency.
+    assert_eq!(reader.steps[1].depends_on, ["b"]);
+    assert!(reader.steps[1].reads.is_empty());
+    let src = project.pipeline("src", "steps:\n  a:\n    emit: { text: alpha }\n");
+    let engine = project.engine().await;
+
+    let run = create_run(&engine, &reader, serde_json::Map::new()).await;
+    let (failed, _) = execute(&engine, run, options(1)).await.checked();
+    assert_eq!(failed.run.state, RunState::Failed);
+    let error = crate::support::only(&failed, "b")
+        .error
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        error.contains("dataset `src.a` has no version yet") && error.contains("weir run src"),
+        "{error}"
+    );
+
+    for expected in 1..=2u32 {
+        let run = create_run(&engine, &src, serde_json::Map::new()).await;
+        execute(&engine, run, options(1)).await.checked();
+        let run = create_run(&engine, &reader, serde_json::Map::new()).await;
+        let (summary, _) = execute(&engine, run, options(1)).await.checked();
+        assert_eq!(summary.run.state, RunState::Succeeded);
+        let b = summary
+            .datasets
+            .iter()
+            .find(|d| d.name == "use.b")
+            .expect("use.b");
+        assert_eq!(b.inputs, [version("default", "src.a", expected)], "lineage");
+        let content = engine
+            .blobs()
+            .get(&b.files[0])
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(&content[..], b"alpha\nbeta\n");
+    }
 }

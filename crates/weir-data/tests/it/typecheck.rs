@@ -1,0 +1,1 @@
+//! Type-checking data steps of projects on disk.
