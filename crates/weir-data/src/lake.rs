@@ -190,3 +190,48 @@ pub fn format_batches(
 fn utf8(bytes: Vec<u8>) -> Result<String> {
     String::from_utf8(bytes).map_err(|e| Error::Internal(format!("Arrow wrote invalid UTF-8: {e}")))
 }
+
+/// A failed lake query as a diagnostic on the query text (file `<query>`),
+/// pointing at the part DataFusion names when it gives a position.
+pub fn query_diagnostic(sql: &str, error: &Error) -> weir_types::Diagnostic {
+    let (message, span) = match error {
+        Error::DataFusion(e) => {
+            let span = e.diagnostic().and_then(|d| d.span).and_then(|s| {
+                let start = offset_of(sql, s.start.line, s.start.column)?;
+                let end = offset_of(sql, s.end.line, s.end.column).unwrap_or(start);
+                Some(weir_spec::span_in(
+                    sql,
+                    start,
+                    end.saturating_sub(start).max(1),
+                ))
+            });
+            let message = e
+                .diagnostic()
+                .map_or_else(|| e.find_root().strip_backtrace(), |d| d.message.clone());
+            (message, span)
+        }
+        other => (other.to_string(), None),
+    };
+    let mut d = weir_types::Diagnostic::error("query", message.lines().next().unwrap_or_default())
+        .in_file("<query>")
+        .with_help(
+            "tables are `pipeline.step` (this project's namespace) or `namespace.pipeline.step`; `weir datasets` lists them",
+        );
+    if let Some(span) = span {
+        d = d.with_label(span, "here");
+    }
+    d
+}
+
+/// The byte offset of a 1-based line and column (in characters) of `text`.
+fn offset_of(text: &str, line: u64, column: u64) -> Option<usize> {
+    let line = usize::try_from(line).ok()?.checked_sub(1)?;
+    let column = usize::try_from(column).ok()?.checked_sub(1)?;
+    let start: usize = text.split_inclusive('\n').take(line).map(str::len).sum();
+    let rest = text.get(start..)?;
+    let within = rest
+        .char_indices()
+        .nth(column)
+        .map_or(rest.len(), |(i, _)| i);
+    Some(start + within)
+}

@@ -31,7 +31,7 @@ pub use check::{CheckAction, CheckStepSpec};
 pub use dataset::{DATASET_PREFIX, head, read_dataset, write_dataset};
 pub use error::{Error, Result};
 pub use export::{ExportAction, ExportFormat, ExportMode, ExportPostgresSpec, ExportSpec};
-pub use lake::{Format, LakeTable, format_batches, query};
+pub use lake::{Format, LakeTable, format_batches, query, query_diagnostic};
 pub use load::{LoadAction, LoadFormat, LoadSpec};
 pub use quality::{
     CheckFailure, CheckedTable, ContractOutcome, arrow_type, castable, check_contract,

@@ -46,10 +46,12 @@ pub fn session_with_runtime(
     default_schema: &str,
     runtime: Arc<RuntimeEnv>,
 ) -> SessionContext {
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(default_catalog, default_schema)
         .with_create_default_catalog_and_schema(true)
         .with_information_schema(true);
+    // Errors then say where in the query they are.
+    config.options_mut().sql_parser.collect_spans = true;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_object_store(blobs_url().as_ref(), blobs);
     ctx

@@ -14,6 +14,24 @@ pub struct QueryArgs {
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = QueryFormat::Table)]
     pub format: QueryFormat,
+
+    /// Read a dataset at another version than its latest, e.g.
+    /// `--version sales.clean=3` (repeatable).
+    #[arg(long = "version", value_name = "DATASET=N", value_parser = parse_pin)]
+    pub versions: Vec<(String, u32)>,
+}
+
+fn parse_pin(raw: &str) -> Result<(String, u32), String> {
+    let (name, version) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("expected `DATASET=N`, e.g. `sales.clean=3`, found `{raw}`"))?;
+    let version = version
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| format!("`{version}` is not a version number (1, 2, ...)"))?;
+    Ok((name.trim().to_owned(), version))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -41,8 +59,49 @@ pub async fn run(globals: &Globals, args: QueryArgs) -> Result<Outcome> {
             })
         })
         .collect();
+    let mut tables = tables;
+    for (name, version) in &args.versions {
+        let parts: Vec<&str> = name.split('.').collect();
+        let (ns, dataset) = match parts.as_slice() {
+            [p, s] => (namespace.clone(), format!("{p}.{s}")),
+            [n, p, s] => ((*n).to_owned(), format!("{p}.{s}")),
+            _ => anyhow::bail!(
+                "`--version {name}={version}`: name the dataset as `pipeline.step` or `namespace.pipeline.step`"
+            ),
+        };
+        let Some(row) = engine
+            .store()
+            .dataset_version(&ns, &dataset, Some(*version))
+            .await?
+        else {
+            let known = engine.store().dataset_versions(&ns, &dataset).await?;
+            anyhow::bail!(
+                "dataset `{ns}.{dataset}` has no version {version}\nhint: {}",
+                match known.iter().map(|v| v.version).max() {
+                    Some(latest) =>
+                        format!("its versions are 1 to {latest} (`weir datasets {dataset}`)"),
+                    None =>
+                        "it has no version at all; `weir datasets` lists the datasets".to_owned(),
+                }
+            );
+        };
+        if let Some(table) = tables
+            .iter_mut()
+            .find(|t| t.namespace == ns && format!("{}.{}", t.pipeline, t.step) == dataset)
+        {
+            table.files = row.files;
+        }
+    }
     let blobs = engine.blobs().object_store().clone();
-    let (schema, batches) = weir_data::query(&blobs, &tables, &namespace, &args.sql).await?;
+    let (schema, batches) = match weir_data::query(&blobs, &tables, &namespace, &args.sql).await {
+        Ok(result) => result,
+        Err(e) => {
+            let mut sources = weir_spec::SourceMap::default();
+            sources.insert("<query>", args.sql.clone());
+            crate::render::diagnostics(&[weir_data::query_diagnostic(&args.sql, &e)], &sources);
+            return Ok(Outcome::Failure);
+        }
+    };
     let format = match args.format {
         QueryFormat::Table => Format::Table,
         QueryFormat::Csv => Format::Csv,

@@ -63,7 +63,7 @@ async fn csv_with_header_types_and_nulls() {
     // Stored on disk at its content address.
     assert!(fx.blob_path(&dataset.files[0]).is_file());
     let logged = fx.log.0.lock().unwrap().join("\n");
-    assert_contains(&logged, "loaded 3 rows from 1 file");
+    assert_contains(&logged, "read 3 rows from 1 file");
 }
 
 #[tokio::test]
