@@ -6,15 +6,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::TableReference;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{
     Ident, ObjectName, Query, Statement, TableFactor, Visit, Visitor,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use weir_exec::{Action, ActionError, TaskContext, TaskOutput};
+use serde_json::json;
+use weir_exec::{Action, ActionError, DatasetInput, LogStream, TaskContext, TaskOutput, VIEW_KEY};
 use weir_types::Diagnostic;
 
 use crate::output::finish_output;
@@ -45,6 +48,7 @@ pub struct SqlAction;
 impl Action for SqlAction {
     const KIND: &'static str = "sql";
     const PRODUCES_DATASET: bool = true;
+    const DEFERRABLE: bool = true;
     type Spec = SqlSpec;
 
     fn check(&self, spec: &SqlSpec) -> Vec<Diagnostic> {
@@ -83,33 +87,85 @@ impl Action for SqlAction {
 async fn execute(sql: String, cx: &TaskContext) -> Result<TaskOutput, ActionError> {
     let runtime = task_runtime(&cx.work_dir)?;
     let ctx = session_with_runtime(cx.blobs.clone(), &cx.namespace, &cx.pipeline, runtime);
+    let mut registered = BTreeSet::new();
     for (name, input) in &cx.inputs {
-        // Inputs are keyed by the name the query uses: `step`, or (once
-        // cross-pipeline inputs exist) `pipeline.step` / `ns.pipeline.step`.
-        let parts: Vec<&str> = name.split('.').collect();
-        let (catalog, schema, table) = match parts.as_slice() {
-            [table] => (cx.namespace.as_str(), cx.pipeline.as_str(), *table),
-            [schema, table] => (cx.namespace.as_str(), *schema, *table),
-            [catalog, schema, table] => (*catalog, *schema, *table),
-            _ => return Err(failed(format!("input `{name}` is not a table name"))),
-        };
-        register_dataset(&ctx, catalog, schema, table, &input.files)
-            .await
-            .map_err(|e| failed(format!("input `{name}` ({}): {e}", input.version)))?;
+        register_input(&ctx, cx, name, input, &mut registered).await?;
     }
-    let options = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
     let df = ctx
-        .sql_with_options(&sql, options)
+        .sql_with_options(&sql, query_options())
         .await
         .map_err(crate::Error::from)?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     check_unique_columns(&schema)?;
+    if !cx.data.persist {
+        // Not stored: downstream steps run this query inside their own.
+        // Planning it fully here reports its errors at this step.
+        df.into_optimized_plan().map_err(crate::Error::from)?;
+        cx.log.line(
+            LogStream::System,
+            "not stored (`persist: false`): steps reading it run this query as part of theirs",
+        );
+        return Ok(TaskOutput {
+            value: Some(json!({ VIEW_KEY: sql })),
+            ..TaskOutput::default()
+        });
+    }
     let batches = df.collect().await.map_err(crate::Error::from)?;
     let batches = conform(&schema, batches)?;
     finish_output(cx, schema, batches).await
+}
+
+fn query_options() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// Makes input `name` a table of the session: a stored dataset's files, or
+/// for a step that is not stored its query, as a view over its own inputs
+/// (registered first), so a chain of unstored steps runs as one plan.
+async fn register_input(
+    ctx: &SessionContext,
+    cx: &TaskContext,
+    name: &str,
+    input: &DatasetInput,
+    registered: &mut BTreeSet<String>,
+) -> Result<(), ActionError> {
+    if !registered.insert(name.to_owned()) {
+        return Ok(());
+    }
+    // Inputs are keyed by the name the query uses: `step`, `pipeline.step`
+    // or `ns.pipeline.step`.
+    let parts: Vec<&str> = name.split('.').collect();
+    let (catalog, schema, table) = match parts.as_slice() {
+        [table] => (cx.namespace.as_str(), cx.pipeline.as_str(), *table),
+        [schema, table] => (cx.namespace.as_str(), *schema, *table),
+        [catalog, schema, table] => (*catalog, *schema, *table),
+        _ => return Err(failed(format!("input `{name}` is not a table name"))),
+    };
+    match &input.view {
+        None => register_dataset(ctx, catalog, schema, table, &input.files)
+            .await
+            .map_err(|e| failed(format!("input `{name}` ({}): {e}", input.version)))?,
+        Some(view) => {
+            for (inner, input) in &view.inputs {
+                Box::pin(register_input(ctx, cx, inner, input, registered)).await?;
+            }
+            let df = ctx
+                .sql_with_options(&view.sql, query_options())
+                .await
+                .map_err(|e| {
+                    failed(format!(
+                        "input `{name}` (not stored, run as part of this query): {}",
+                        e.strip_backtrace()
+                    ))
+                })?;
+            ctx.register_table(TableReference::full(catalog, schema, table), df.into_view())
+                .map_err(crate::Error::from)?;
+        }
+    }
+    Ok(())
 }
 
 /// A dataset's columns are addressed by name downstream, so two result

@@ -408,6 +408,7 @@ impl Engine {
                     files: row.files.clone(),
                     schema: row.schema.clone(),
                     rows: row.rows,
+                    view: None,
                 });
             out.insert(name.clone(), input);
         }
@@ -505,32 +506,7 @@ impl Engine {
             .unwrap_or_default();
         let params = run.params.as_object().cloned().unwrap_or_default();
         let mut missing_reads = Vec::new();
-        let mut inputs: BTreeMap<String, DatasetInput> = slot
-            .deps
-            .iter()
-            .filter_map(|&d| {
-                let dep = &slots[d];
-                dep.output.as_ref().map(|row| {
-                    (
-                        dep.step.name.clone(),
-                        DatasetInput {
-                            version: row.reference(),
-                            files: row.files.clone(),
-                            schema: row.schema.clone(),
-                            rows: row.rows,
-                        },
-                    )
-                })
-            })
-            .collect();
-        for name in &slot.step.reads {
-            match external.get(name) {
-                Some(Some(input)) => {
-                    inputs.insert(name.clone(), input.clone());
-                }
-                _ => missing_reads.push(name.clone()),
-            }
-        }
+        let inputs = slot_inputs(run, slots, index, external, &mut missing_reads);
         let upstream_values: BTreeMap<String, serde_json::Value> = slot
             .deps
             .iter()
@@ -585,7 +561,12 @@ impl Engine {
         let cancel = stop.child_token();
         let done_tx = done_tx.clone();
         tokio::spawn(async move {
-            let inputs = job.inputs.values().map(|i| i.version.clone()).collect();
+            let mut inputs: Vec<weir_types::DatasetVersionRef> = Vec::new();
+            for version in job.inputs.values().flat_map(DatasetInput::stored_versions) {
+                if !inputs.contains(&version) {
+                    inputs.push(version);
+                }
+            }
             let outcome = job.execute(&logs, blobs, &registry, cancel).await;
             let _ = done_tx.send(TaskDone {
                 slot: index,
@@ -819,6 +800,69 @@ struct TaskJob {
     missing_reads: Vec<String>,
     environment: Environment,
     secrets: BTreeMap<String, String>,
+}
+
+/// The inputs of the step in `slots[index]`: each dependency's stored
+/// output, or for one that is not stored (`persist: false`) its query with
+/// its own inputs, recursively; plus the datasets of other pipelines it
+/// reads (those without a version go to `missing`).
+fn slot_inputs(
+    run: &RunRow,
+    slots: &[Slot],
+    index: usize,
+    external: &HashMap<String, Option<DatasetInput>>,
+    missing: &mut Vec<String>,
+) -> BTreeMap<String, DatasetInput> {
+    let slot = &slots[index];
+    let mut inputs = BTreeMap::new();
+    for &d in &slot.deps {
+        let dep = &slots[d];
+        let input = if let Some(row) = &dep.output {
+            DatasetInput {
+                version: row.reference(),
+                files: row.files.clone(),
+                schema: row.schema.clone(),
+                rows: row.rows,
+                view: None,
+            }
+        } else if let Some(sql) = dep
+            .value
+            .as_ref()
+            .and_then(|v| v.get(weir_exec::VIEW_KEY))
+            .and_then(|v| v.as_str())
+        {
+            DatasetInput {
+                version: weir_types::DatasetVersionRef {
+                    namespace: run.namespace.clone(),
+                    name: weir_types::dataset_name(&run.pipeline, &dep.step.name),
+                    version: 0,
+                },
+                files: Vec::new(),
+                schema: serde_json::Value::Null,
+                rows: 0,
+                view: Some(Box::new(weir_exec::View {
+                    sql: sql.to_owned(),
+                    inputs: slot_inputs(run, slots, d, external, missing),
+                })),
+            }
+        } else {
+            continue;
+        };
+        inputs.insert(dep.step.name.clone(), input);
+    }
+    for name in &slot.step.reads {
+        match external.get(name) {
+            Some(Some(input)) => {
+                inputs.insert(name.clone(), input.clone());
+            }
+            _ => {
+                if !missing.contains(name) {
+                    missing.push(name.clone());
+                }
+            }
+        }
+    }
+    inputs
 }
 
 /// Values of the secrets `env` declares. Until weir has its secret store

@@ -80,7 +80,44 @@ pub struct DatasetInput {
     /// Its Arrow schema (weir's JSON form, see `weir-data`).
     pub schema: serde_json::Value,
     pub rows: u64,
+    /// Set when the upstream step is not stored (`persist: false`): the
+    /// query that computes it, to run as part of this task's own plan.
+    /// `version` is then `0` and `files` empty.
+    pub view: Option<Box<View>>,
 }
+
+/// A step whose result is not stored: its (rendered) query and the inputs
+/// that query reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    pub sql: String,
+    pub inputs: BTreeMap<String, DatasetInput>,
+}
+
+impl DatasetInput {
+    /// The stored dataset versions this input stands for: itself, or for a
+    /// view every stored version it reads (lineage skips what is not stored).
+    pub fn stored_versions(&self) -> Vec<DatasetVersionRef> {
+        match &self.view {
+            None => vec![self.version.clone()],
+            Some(view) => {
+                let mut out: Vec<DatasetVersionRef> = Vec::new();
+                for input in view.inputs.values() {
+                    for v in input.stored_versions() {
+                        if !out.contains(&v) {
+                            out.push(v);
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+/// The value a step that is not stored returns: `{"view": "<query>"}`.
+/// The engine reads it back to hand the query to downstream steps.
+pub const VIEW_KEY: &str = "view";
 
 /// The dataset a task produced: files already written to the blob store.
 /// The engine records it as a new version in the same transaction that marks
@@ -171,6 +208,11 @@ pub trait Action: Send + Sync + 'static {
     /// Whether the step outputs a dataset (and so may have `schema:`,
     /// `checks:` and `anonymize:`).
     const PRODUCES_DATASET: bool = false;
+
+    /// Whether the step can be left unstored (`persist: false`): it then
+    /// returns its query as a view (see [`VIEW_KEY`]) and downstream steps
+    /// run it inside their own plans.
+    const DEFERRABLE: bool = false;
 
     /// What the user writes under the key. Its doc comments are the user
     /// reference (`weir schema`).

@@ -12,6 +12,7 @@ mod shell;
 
 pub use action::{
     Action, ActionError, DatasetInput, DatasetOutput, LogSink, LogStream, TaskContext, TaskOutput,
+    VIEW_KEY, View,
 };
 pub use registry::{CODES, Registry};
 pub use shell::{ShellAction, ShellSpec};

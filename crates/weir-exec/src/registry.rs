@@ -109,6 +109,10 @@ impl ActionCatalog for Registry {
         self.find(kind).is_some_and(|a| a.produces_dataset())
     }
 
+    fn deferrable(&self, kind: &str) -> bool {
+        self.find(kind).is_some_and(|a| a.deferrable())
+    }
+
     fn check(&self, kind: &str, spec: &Node) -> Result<ActionCheck, Vec<Diagnostic>> {
         match self.find(kind) {
             Some(action) => action.check(spec),
@@ -126,6 +130,7 @@ impl ActionCatalog for Registry {
 trait ErasedAction: Send + Sync {
     fn kind(&self) -> &'static str;
     fn produces_dataset(&self) -> bool;
+    fn deferrable(&self) -> bool;
     fn spec_schema(&self) -> schemars::Schema;
     fn check(&self, spec: &Node) -> Result<ActionCheck, Vec<Diagnostic>>;
     async fn run(
@@ -143,6 +148,10 @@ impl<T: Action> ErasedAction for T {
 
     fn produces_dataset(&self) -> bool {
         T::PRODUCES_DATASET
+    }
+
+    fn deferrable(&self) -> bool {
+        T::DEFERRABLE
     }
 
     fn spec_schema(&self) -> schemars::Schema {

@@ -36,4 +36,10 @@ pub trait ActionCatalog {
     fn produces_dataset(&self, _kind: &str) -> bool {
         false
     }
+
+    /// Whether steps of this kind may be left unstored (`persist: false`),
+    /// running inside the plans of the steps that read them.
+    fn deferrable(&self, _kind: &str) -> bool {
+        false
+    }
 }

@@ -1376,6 +1376,38 @@ impl<'a> PipelineChecker<'a> {
             }
             return data;
         }
+        if spec.persist == Some(false) {
+            let persist_span = node.get("persist").map_or(node.span, |n| n.span);
+            if let Some(kind) = kind
+                && !self.catalog.deferrable(kind)
+            {
+                self.error(
+                    Diagnostic::error(
+                        "invalid-value",
+                        format!("step `{step}` is a `{kind}` step, which cannot be left unstored"),
+                    )
+                    .with_label(persist_span, "not for this kind")
+                    .with_help("`persist: false` applies to `sql` steps, which then run inside the queries of the steps reading them"),
+                );
+            }
+            for key in ["schema", "checks", "anonymize"] {
+                let set = match key {
+                    "schema" => spec.schema.is_some(),
+                    "checks" => !spec.checks.is_empty(),
+                    _ => !spec.anonymize.0.is_empty(),
+                };
+                if set {
+                    self.error(
+                        Diagnostic::error(
+                            "invalid-value",
+                            format!("step `{step}` has `persist: false` and `{key}`: nothing is stored to apply it to"),
+                        )
+                        .with_label(persist_span, "not stored")
+                        .with_help(format!("remove `persist: false`, or move `{key}` to a step that reads this one")),
+                    );
+                }
+            }
+        }
         if let Some(written) = &spec.schema {
             let stem = schema_stem(written);
             match self.contracts.get(stem) {

@@ -118,6 +118,7 @@ pub fn input(name: &str, output: &DatasetOutput) -> DatasetInput {
         files: output.files.clone(),
         schema: output.schema.clone(),
         rows: output.rows,
+        view: None,
     }
 }
 

@@ -49,7 +49,7 @@ fn contract(name: &str, columns: &[(&str, serde_json::Value)]) -> Contract {
             .map(|(column, rules)| ColumnContract {
                 name: (*column).to_owned(),
                 ty: ColumnType::parse(rules["type"].as_str().unwrap()).unwrap(),
-                nullable: rules.get("nullable").map_or(true, |v| v.as_bool().unwrap()),
+                nullable: rules.get("nullable").is_none_or(|v| v.as_bool().unwrap()),
                 unique: rules.get("unique").is_some_and(|v| v.as_bool().unwrap()),
                 min: rules.get("min").cloned(),
                 max: rules.get("max").cloned(),

@@ -244,3 +244,82 @@ fn every_emitted_code_is_listed() {
         );
     }
 }
+
+/// `persist: false`: the step returns its query instead of a dataset, and a
+/// chain of such steps runs inside the reading step's own plan.
+#[tokio::test]
+async fn unstored_steps_run_as_views_inside_the_reading_query() {
+    let fx = Fixture::on_disk();
+    let (orders, customers) = orders_and_customers(&fx).await;
+    let stored = |name: &str, out: &DatasetOutput| input(name, out);
+
+    // `paid` is not stored: its task plans the query and returns it.
+    let mut cx = fx.context("paid");
+    cx.data.persist = false;
+    cx.inputs.insert("orders".into(), stored("orders", &orders));
+    let paid_sql = "SELECT * FROM orders WHERE status = 'paid'";
+    let out = SqlAction
+        .run(SqlSpec(paid_sql.to_owned()), cx.clone())
+        .await
+        .unwrap();
+    assert!(out.dataset.is_none(), "nothing is stored");
+    assert_eq!(out.value, Some(json!({ weir_exec::VIEW_KEY: paid_sql })));
+    let blobs_before = std::fs::read_dir(fx.blob_dir.path().join("datasets"))
+        .unwrap()
+        .count();
+    // An error in an unstored query is reported by its own step.
+    let broken = SqlAction
+        .run(SqlSpec("SELECT nope FROM orders".to_owned()), cx)
+        .await
+        .unwrap_err();
+    assert_contains(&broken.to_string(), "nope");
+
+    // `big` (not stored either) reads `paid`; `report` reads `big` and
+    // `customers`: one plan over the stored orders and customers.
+    let view = |sql: &str, inputs: Vec<(&str, weir_exec::DatasetInput)>| weir_exec::DatasetInput {
+        version: weir_types::DatasetVersionRef {
+            namespace: "default".into(),
+            name: "sales.view".into(),
+            version: 0,
+        },
+        files: Vec::new(),
+        schema: serde_json::Value::Null,
+        rows: 0,
+        view: Some(Box::new(weir_exec::View {
+            sql: sql.to_owned(),
+            inputs: inputs.into_iter().map(|(n, i)| (n.to_owned(), i)).collect(),
+        })),
+    };
+    let paid = view(paid_sql, vec![("orders", stored("orders", &orders))]);
+    let big = view(
+        "SELECT * FROM paid WHERE amount >= 30",
+        vec![("paid", paid)],
+    );
+    let mut cx = fx.context("report");
+    cx.inputs.insert("big".into(), big.clone());
+    cx.inputs
+        .insert("customers".into(), stored("customers", &customers));
+    let out = SqlAction
+        .run(
+            SqlSpec(
+                "SELECT c.country, sum(b.amount) AS revenue FROM big b JOIN customers c USING (customer_id) GROUP BY 1"
+                    .to_owned(),
+            ),
+            cx,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        dataset_rows(&fx.blobs, &out.dataset.unwrap()).await,
+        ["country,revenue", "DE,30.0", "FR,150.0"]
+    );
+    assert_eq!(
+        std::fs::read_dir(fx.blob_dir.path().join("datasets"))
+            .unwrap()
+            .count(),
+        blobs_before + 1,
+        "only the reading step's output was written"
+    );
+    // Lineage skips what is not stored.
+    assert_eq!(big.stored_versions(), [stored("orders", &orders).version]);
+}
