@@ -393,11 +393,15 @@ impl<'de, 'a: 'de> de::Deserializer<'de> for NodeDeserializer<'a> {
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         _name: &'static str,
-        _variants: &'static [&'static str],
+        variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
         let r = match &self.node.value {
             NodeValue::String(s) => visitor.visit_enum(s.as_str().into_deserializer()),
+            // YAML reads a bare `null` as null, not as the name `null`.
+            NodeValue::Null if variants.contains(&"null") => {
+                visitor.visit_enum("null".into_deserializer())
+            }
             NodeValue::Map(entries) if entries.len() == 1 => {
                 let (key, value) = &entries[0];
                 visitor.visit_enum(NodeEnum { key, value }).map_err(|e| {

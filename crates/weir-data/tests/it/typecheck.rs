@@ -237,7 +237,7 @@ steps:
     let span = label(&d);
     assert_eq!(d.labels[0].message.as_deref(), Some("does not type-check"));
     // On the expression's line, inside the block.
-    assert_eq!(span.line, position(pipeline, "status - 1").0);
+    assert_eq!((span.line, span.column), position(pipeline, "status - 1"));
     let help = d.help.clone().unwrap_or_default();
     assert!(help.contains("Utf8"), "{d:#?}");
     assert!(!types.checked.contains(&"p.labels".to_owned()));

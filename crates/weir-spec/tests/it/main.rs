@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use weir_spec::{ActionCatalog, ActionCheck, CODES, CheckOutput, Node, check_project};
 use weir_types::Diagnostic;
 
-/// `shell`, `sql` and `python`, each taking a string, like the real registry's.
+/// `shell`, `sql` and `python`, each taking a string, and `load` taking a
+/// map, like the real registry's. `sql` reports `FROM`/`JOIN` names with a
+/// dot as reads of other pipelines (the real one parses the query).
 struct TestCatalog;
 
 impl ActionCatalog for TestCatalog {
     fn kinds(&self) -> Vec<&'static str> {
-        vec!["shell", "sql", "python"]
+        vec!["shell", "sql", "python", "load"]
     }
 
     fn spec_schema(&self, _kind: &str) -> Option<schemars::Schema> {
@@ -20,13 +22,39 @@ impl ActionCatalog for TestCatalog {
     }
 
     fn check(&self, kind: &str, spec: &Node) -> Result<ActionCheck, Vec<Diagnostic>> {
+        if kind == "load" && spec.as_map().is_some() {
+            return Ok(ActionCheck::default());
+        }
         match spec.as_str() {
-            Some(_) => Ok(ActionCheck::default()),
+            Some(text) => {
+                let words: Vec<&str> = text.split_whitespace().collect();
+                let reads = words
+                    .windows(2)
+                    .filter(|w| {
+                        kind == "sql"
+                            && matches!(w[0].to_ascii_uppercase().as_str(), "FROM" | "JOIN")
+                            && w[1].contains('.')
+                    })
+                    .map(|w| (w[1].to_owned(), spec.span))
+                    .collect();
+                Ok(ActionCheck {
+                    depends_on: Vec::new(),
+                    reads,
+                })
+            }
             None => Err(vec![
                 Diagnostic::error("invalid-type", format!("`{kind}` takes a string"))
                     .with_span(spec.span),
             ]),
         }
+    }
+
+    fn produces_dataset(&self, kind: &str) -> bool {
+        matches!(kind, "sql" | "python" | "load")
+    }
+
+    fn deferrable(&self, kind: &str) -> bool {
+        kind == "sql"
     }
 }
 
