@@ -55,8 +55,9 @@ fn plain_line(event: &RunEvent, width: usize, elapsed: Duration) -> Option<Strin
         let wait = (*at - chrono::Utc::now()).as_seconds_f64().max(0.0);
         line.push_str(&format!(" (retry in {})", output::duration(wait)));
     }
+    // The first line: the summary after the run has the rest.
     if let Some(error) = error {
-        line.push_str(&format!(": {error}"));
+        line.push_str(&format!(": {}", error.lines().next().unwrap_or_default()));
     }
     Some(line)
 }
@@ -129,7 +130,7 @@ impl Live {
                 };
                 let reason = error
                     .as_deref()
-                    .map(|e| format!(": {e}"))
+                    .map(|e| format!(": {}", e.lines().next().unwrap_or_default()))
                     .unwrap_or_default();
                 bar.disable_steady_tick();
                 bar.set_style(self.still.clone());

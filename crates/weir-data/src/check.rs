@@ -85,11 +85,11 @@ async fn run_checks(spec: CheckStepSpec, cx: &TaskContext) -> Result<TaskOutput,
     }
     if !failures.is_empty() {
         return Err(failed(format!(
-            "{} of {} checks on `{}` ({}) failed:\n{}",
-            failures.len(),
-            spec.checks.len(),
+            "checks on `{}` ({}) failed: {} of {}\n{}",
             spec.input,
             input.version,
+            failures.len(),
+            spec.checks.len(),
             bullets(&failures)
         )));
     }

@@ -356,10 +356,10 @@ async fn load(spec: LoadSpec, cx: &TaskContext) -> Result<TaskOutput, ActionErro
     finish_output(cx, schema, batches).await
 }
 
-/// Types CSV columns are read as instead of inferred, by header name:
-/// `cast:` types, and text for columns of the step's contract (inference
-/// would turn `00123` into 123 before the contract could say `string`; the
-/// contract's types are applied after reading, counting what does not fit).
+/// Types CSV columns are read as instead of inferred, by header name: text
+/// for the columns of `cast:` and of the step's contract (inference would
+/// turn `00123` into 123 before either could say `string`); their types are
+/// applied after reading.
 fn read_types(spec: &LoadSpec, cx: &TaskContext) -> HashMap<String, DataType> {
     let header_name = |name: &str| {
         spec.rename
@@ -373,8 +373,10 @@ fn read_types(spec: &LoadSpec, cx: &TaskContext) -> HashMap<String, DataType> {
             types.insert(header_name(&column.name), DataType::Utf8);
         }
     }
-    for (column, ty) in &spec.cast {
-        types.insert(header_name(column), crate::quality::arrow_type(*ty));
+    // Converted after reading, so a value that does not convert is
+    // reported with its column's name.
+    for column in spec.cast.keys() {
+        types.insert(header_name(column), DataType::Utf8);
     }
     types
 }
@@ -522,6 +524,12 @@ async fn read_csv(
     match result {
         Ok(read) => Ok(read),
         Err(CsvError::Read { file, message }) => {
+            // Arrow appends the whole raw row, which may hold values that
+            // `anonymize:` exists to keep out of logs.
+            let message = match message.find(". Row data:") {
+                Some(at) => message[..at].to_owned(),
+                None => message,
+            };
             let hint = if message.contains("Error while parsing value") {
                 format!(
                     "\nhint: column types are inferred from the first {INFER_ROWS} rows of each file; a later value of another type fails the load"

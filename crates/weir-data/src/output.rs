@@ -1,6 +1,7 @@
 //! What happens to a data step's result between computing it and storing
-//! it, the same for every step kind: anonymization (so raw values never
-//! reach the blob store), the contract, the checks, then the write.
+//! it, the same for every step kind: the contract's types, anonymization (so
+//! raw values never reach the blob store), the contract's rules, the
+//! checks, then the write.
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -10,7 +11,7 @@ use weir_spec::ContractsMode;
 
 use crate::anonymize::HashSalt;
 use crate::dataset::write_dataset;
-use crate::quality::{CheckedTable, check_contract};
+use crate::quality::{CheckedTable, cast_to_contract, check_contract};
 use crate::task::failed;
 
 /// Anonymizes, checks and stores a step's result as its dataset.
@@ -19,12 +20,16 @@ pub(crate) async fn finish_output(
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
 ) -> Result<TaskOutput, ActionError> {
+    let (schema, batches, cast_failures) = match &cx.data.contract {
+        Some(contract) => cast_to_contract(contract, schema, batches)?,
+        None => (schema, batches, Vec::new()),
+    };
     let (schema, batches) = anonymize(cx, schema, batches)?;
     let mut warnings = Vec::new();
     let (schema, batches) = match &cx.data.contract {
         None => (schema, batches),
         Some(contract) => {
-            let outcome = check_contract(contract, schema, batches).await?;
+            let outcome = check_contract(contract, schema, batches, cast_failures).await?;
             if !outcome.violations.is_empty() {
                 let header = format!(
                     "the output breaks contract `{}` ({} problem{})",
@@ -74,7 +79,7 @@ pub(crate) async fn finish_output(
         }
         if !failures.is_empty() {
             return Err(failed(format!(
-                "{} of {} checks failed:\n{}",
+                "checks failed: {} of {}\n{}",
                 failures.len(),
                 cx.data.checks.len(),
                 bullets(&failures)

@@ -119,7 +119,13 @@ impl CheckedTable {
             };
             return Ok(Some(failure(n, String::new(), Some(detail))));
         }
-        let query = violations_query(check);
+        let columns: Vec<String> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let query = violations_query(check, &columns);
         let count = self
             .count(&format!("SELECT count(*) FROM ({query}) AS v"))
             .await
@@ -168,7 +174,7 @@ fn plan_error(check: &str, e: &Error) -> String {
 }
 
 /// The rows of `t` that violate `check` (not for `row_count`).
-fn violations_query(check: &CheckSpec) -> String {
+fn violations_query(check: &CheckSpec, all_columns: &[String]) -> String {
     let quoted = |cols: &Columns| cols.0.iter().map(|c| ident(c)).collect::<Vec<_>>();
     let predicate = match check {
         CheckSpec::NotNull(cols) => quoted(cols)
@@ -190,12 +196,22 @@ fn violations_query(check: &CheckSpec) -> String {
                 .map(|c| format!("t.{c} = d.{c}"))
                 .collect::<Vec<_>>()
                 .join(" AND ");
+            // Ordered by the key, then every other column, so the sample
+            // is the same on every machine.
+            let order: Vec<String> = cols
+                .iter()
+                .cloned()
+                .chain(
+                    all_columns
+                        .iter()
+                        .map(|c| ident(c))
+                        .filter(|c| !cols.contains(c)),
+                )
+                .map(|c| format!("t.{c}"))
+                .collect();
             return format!(
                 "SELECT t.* FROM t JOIN (SELECT {list} FROM t WHERE {not_null} GROUP BY {list} HAVING count(*) > 1) AS d ON {on} ORDER BY {}",
-                cols.iter()
-                    .map(|c| format!("t.{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                order.join(", ")
             );
         }
         CheckSpec::AcceptedValues(AcceptedValuesSpec { column, values }) => {
@@ -329,12 +345,83 @@ pub struct ContractOutcome {
     pub violations: Vec<String>,
 }
 
+/// Gives the columns `batches` shares with `contract` the contract's types
+/// where [`castable`], leaving every other column as it is, and reports how
+/// many values did not convert (they become null). Done before
+/// anonymization, so `generalize` and `bucket` see typed values.
+pub fn cast_to_contract(
+    contract: &Contract,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<(SchemaRef, Vec<RecordBatch>, Vec<String>)> {
+    let targets: Vec<Option<DataType>> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let declared = arrow_type(contract.column(f.name())?.ty);
+            (*f.data_type() != declared && castable(f.data_type(), &declared)).then_some(declared)
+        })
+        .collect();
+    if targets.iter().all(Option::is_none) {
+        return Ok((schema, batches, Vec::new()));
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .zip(&targets)
+        .map(|(f, t)| match t {
+            Some(t) => Field::new(f.name(), t.clone(), true),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    let out_schema = Arc::new(Schema::new(fields));
+    let options = CastOptions {
+        safe: true,
+        ..CastOptions::default()
+    };
+    let mut failures = vec![0u64; targets.len()];
+    let mut out = Vec::with_capacity(batches.len());
+    for batch in &batches {
+        let mut columns = Vec::with_capacity(targets.len());
+        for (i, target) in targets.iter().enumerate() {
+            let array = batch.column(i);
+            match target {
+                None => columns.push(array.clone()),
+                Some(to) => {
+                    let cast = cast_with_options(array, to, &options)?;
+                    failures[i] += (cast.null_count() - array.null_count()) as u64;
+                    columns.push(cast);
+                }
+            }
+        }
+        out.push(RecordBatch::try_new(out_schema.clone(), columns)?);
+    }
+    let violations = failures
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| {
+            let name = out_schema.field(i).name();
+            let ty = contract
+                .column(name)
+                .map(|c| c.ty.to_string())
+                .unwrap_or_default();
+            format!(
+                "column `{name}`: {} not valid {ty} (stored as null)",
+                values_are(*n)
+            )
+        })
+        .collect();
+    Ok((out_schema, out, violations))
+}
+
 /// Checks `batches` against `contract`: columns present and no others,
 /// types (casting where [`castable`]), then the column rules.
 pub async fn check_contract(
     contract: &Contract,
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
+    cast_failures_before: Vec<String>,
 ) -> Result<ContractOutcome> {
     let mut violations = Vec::new();
     let mut fields = Vec::new();
@@ -398,6 +485,7 @@ pub async fn check_contract(
         }
         out.push(RecordBatch::try_new(out_schema.clone(), columns)?);
     }
+    violations.extend(cast_failures_before);
     for (k, failures) in cast_failures.iter().enumerate() {
         if *failures > 0 {
             let name = out_schema.field(k).name();
@@ -406,7 +494,8 @@ pub async fn check_contract(
                 .map(|c| c.ty.to_string())
                 .unwrap_or_default();
             violations.push(format!(
-                "column `{name}`: {failures} values are not valid {ty} (stored as null)"
+                "column `{name}`: {} not valid {ty} (stored as null)",
+                values_are(*failures)
             ));
         }
     }
@@ -427,6 +516,14 @@ pub async fn check_contract(
         batches: out,
         violations,
     })
+}
+
+fn values_are(n: u64) -> String {
+    if n == 1 {
+        "1 value is".to_owned()
+    } else {
+        format!("{n} values are")
+    }
 }
 
 /// A contract's column rules as checks, each with a name for messages.

@@ -437,7 +437,20 @@ impl PlanChecker<'_> {
                 .split("Did you mean '")
                 .nth(1)
                 .and_then(|rest| rest.split('\'').next())
-                .map_or_else(|| first_line(&message), |s| format!("did you mean `{s}`?")),
+                .map_or_else(
+                    || first_line(&message),
+                    |s| {
+                        // DataFusion qualifies its suggestion; keep the
+                        // user's own style.
+                        let unqualified = token.as_deref().is_some_and(|t| !t.contains('.'));
+                        let s = if unqualified {
+                            s.rsplit('.').next().unwrap_or(s)
+                        } else {
+                            s
+                        };
+                        format!("did you mean `{s}`?")
+                    },
+                ),
             "sql-unknown-column" => token
                 .as_deref()
                 .map(|t| {
@@ -502,7 +515,8 @@ impl PlanChecker<'_> {
     }
 }
 
-/// The text of `sql` between two 1-based (line, column) positions, inclusive.
+/// The text of `sql` from a 1-based (line, column) position to the one
+/// before an end position.
 fn token_at(sql: &str, line: u64, column: u64, end_line: u64, end_column: u64) -> Option<String> {
     if line == 0 || line != end_line {
         return None;
@@ -510,7 +524,10 @@ fn token_at(sql: &str, line: u64, column: u64, end_line: u64, end_column: u64) -
     let text = sql.lines().nth(usize::try_from(line - 1).ok()?)?;
     let chars: Vec<char> = text.chars().collect();
     let start = usize::try_from(column.checked_sub(1)?).ok()?;
-    let end = usize::try_from(end_column).ok()?.min(chars.len());
+    // DataFusion's end column is the one after the token.
+    let end = usize::try_from(end_column.checked_sub(1)?)
+        .ok()?
+        .min(chars.len());
     (start < end)
         .then(|| chars[start..end].iter().collect::<String>())
         .map(|t| t.trim().to_owned())

@@ -414,7 +414,7 @@ pub struct RowCountSpec {
 }
 
 /// How one column is anonymized before anything is stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum AnonymizeSpec {
     /// HMAC-SHA256 of the value with the environment's `hash_salt` secret,
@@ -434,6 +434,42 @@ pub enum AnonymizeSpec {
     /// Round numbers down to a multiple of the bucket: `{ bucket: 10 }`
     /// turns 37 into 30.
     Bucket(f64),
+}
+
+// By hand: YAML reads a bare `null` as null, which names the `null` method
+// (see weir-spec's deserializer), and the schema must say so too.
+impl JsonSchema for AnonymizeSpec {
+    fn schema_name() -> Cow<'static, str> {
+        "AnonymizeSpec".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "How a column is anonymized before anything is stored: `hash` (HMAC-SHA256 with the environment's `hash_salt` secret, 32 hex characters), `drop` (remove the column), `null` (all values null), `{ mask: N }` (keep the last N characters), `{ generalize: day | month | year }` (truncate dates and timestamps), `{ bucket: B }` (round numbers down to a multiple of B).",
+            "oneOf": [
+                { "enum": ["hash", "drop", "null"] },
+                { "type": "null" },
+                {
+                    "type": "object",
+                    "properties": { "mask": { "type": "integer", "minimum": 0 } },
+                    "required": ["mask"],
+                    "additionalProperties": false
+                },
+                {
+                    "type": "object",
+                    "properties": { "generalize": { "enum": ["day", "month", "year"] } },
+                    "required": ["generalize"],
+                    "additionalProperties": false
+                },
+                {
+                    "type": "object",
+                    "properties": { "bucket": { "type": "number", "exclusiveMinimum": 0 } },
+                    "required": ["bucket"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
 }
 
 impl AnonymizeSpec {

@@ -237,7 +237,9 @@ async fn print_summary(engine: &weir_engine::Engine, summary: &RunSummary) {
             .await
         {
             for line in lines {
-                output::line(format!("  | {}", line.text));
+                for text in line.text.lines() {
+                    output::line(format!("  | {text}"));
+                }
             }
         }
     }

@@ -18,13 +18,23 @@ fn yaml(text: &str) -> serde_json::Value {
 #[test]
 fn schema_accepts_every_valid_pipeline_in_the_repo() {
     let validator = schema_validator();
-    let mut files = vec![repo_root().join("examples/demo/pipelines/sales.yaml")];
+    let mut files = vec![
+        repo_root().join("examples/demo/pipelines/sales.yaml"),
+        repo_root().join("examples/demo/pipelines/revenue.yaml"),
+    ];
     for dir in [
         "check-ok",
+        "check-ok-data",
         "run-ok",
         "run-failure",
         "run-retry",
         "run-timeout",
+        "run-data",
+        "run-contracts",
+        "run-checks",
+        "run-anonymize",
+        "run-export",
+        "run-sample",
     ] {
         for entry in fs_err::read_dir(repo_root().join("tests/golden").join(dir).join("pipelines"))
             .expect("pipelines")

@@ -442,7 +442,7 @@ async fn every_check_kind_fails_on_bad_data_with_its_count_and_rows() {
                 .await
                 .unwrap_err(),
         );
-        let expected = format!("1 of 1 checks failed:\n  - {failure}");
+        let expected = format!("checks failed: 1 of 1\n  - {failure}");
         assert!(err.starts_with(&expected), "{check}: {err}");
         if tags.is_empty() {
             assert!(!err.contains("offending rows"), "{check}: {err}");
@@ -478,7 +478,7 @@ async fn several_failed_checks_are_all_reported() {
             .await
             .unwrap_err(),
     );
-    assert!(err.starts_with("2 of 3 checks failed:\n"), "{err}");
+    assert!(err.starts_with("checks failed: 2 of 3\n"), "{err}");
     assert_contains(&err, "check `unique(id)` failed: 2 of 5 rows violate it");
     assert_contains(
         &err,
@@ -515,7 +515,7 @@ async fn a_check_on_a_sql_step_shows_the_first_10_of_25_offending_rows() {
     );
     assert!(
         err.starts_with(
-            "1 of 1 checks failed:\n  - check `expr: n > 25` failed: 25 of 30 rows violate it\n    first 10 offending rows:\n"
+            "checks failed: 1 of 1\n  - check `expr: n > 25` failed: 25 of 30 rows violate it\n    first 10 offending rows:\n"
         ),
         "{err}"
     );
@@ -585,7 +585,7 @@ async fn the_check_kind_passes_and_fails_on_a_loaded_dataset() {
     ]));
     let err = message(CheckAction.run(failing, cx.clone()).await.unwrap_err());
     assert!(
-        err.starts_with("2 of 3 checks on `rows` (default.sales.rows@1) failed:\n"),
+        err.starts_with("checks on `rows` (default.sales.rows@1) failed: 2 of 3\n"),
         "{err}"
     );
     assert_contains(
@@ -720,7 +720,7 @@ async fn rename_and_cast_errors_name_the_column_and_the_value() {
         .await
         .unwrap_err(),
     );
-    assert_contains(&err, "could not read `data/c.csv`");
+    assert_contains(&err, "cannot cast column `amount` from Utf8 to Int64");
     assert_contains(&err, "'ten'");
     let err = message(
         run_load(
