@@ -333,11 +333,11 @@ impl Visitor for TableCollector {
         } = factor
             && let Some(parts) = qualified(name)
             && !parts.iter().any(|p| p.contains(TEMPLATE_PLACEHOLDER))
-            && !parts
+            && parts
                 .iter()
                 .rev()
                 .nth(1)
-                .is_some_and(|schema| schema == "information_schema")
+                .is_none_or(|schema| schema != "information_schema")
         {
             let joined = parts.join(".");
             if !self.qualified.contains(&joined) {

@@ -332,7 +332,7 @@ async fn update_task(conn: &mut PgConnection, update: &TaskUpdate) -> Result<boo
     .bind(&update.value)
     .bind(update.id.0)
     .bind(update.from.as_str())
-    .bind((!update.warnings.is_empty()).then(|| Json(&update.warnings)))
+    .bind((!update.warnings.is_empty()).then_some(Json(&update.warnings)))
     .execute(&mut *conn)
     .await
     .map_err(db(BACKEND, "apply"))?;

@@ -35,6 +35,18 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../../../examples/demo/pipelines/revenue.yaml"),
     ),
     (
+        "schemas/orders.yaml",
+        include_str!("../../../../examples/demo/schemas/orders.yaml"),
+    ),
+    (
+        "schemas/customers.yaml",
+        include_str!("../../../../examples/demo/schemas/customers.yaml"),
+    ),
+    (
+        "schemas/by_segment.yaml",
+        include_str!("../../../../examples/demo/schemas/by_segment.yaml"),
+    ),
+    (
         "data/orders.csv",
         include_str!("../../../../examples/demo/data/orders.csv"),
     ),
@@ -78,4 +90,33 @@ fn write(dir: &Path, path: &str, content: &str) -> Result<()> {
     }
     fs_err::write(&target, content)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file of `examples/demo` is in the embedded list, so `weir init`
+    /// writes the whole demo.
+    #[test]
+    fn init_embeds_every_file_of_the_demo() {
+        let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo");
+        let mut found = Vec::new();
+        let mut dirs = vec![demo.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in fs_err::read_dir(&dir).expect("demo dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    let relative = path.strip_prefix(&demo).expect("inside");
+                    found.push(relative.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        found.sort();
+        let mut embedded: Vec<String> = FILES.iter().map(|(p, _)| (*p).to_owned()).collect();
+        embedded.sort();
+        assert_eq!(found, embedded);
+    }
 }
