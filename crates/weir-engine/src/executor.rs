@@ -229,6 +229,7 @@ impl Engine {
         let mut running = 0usize;
         let mut cancelling = false;
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        let mut last_heartbeat = std::time::Instant::now();
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         heartbeat.tick().await;
 
@@ -341,14 +342,24 @@ impl Engine {
                 }
                 () = tokio::time::sleep(sleep.unwrap_or(HEARTBEAT)), if sleep.is_some() => {}
                 _ = heartbeat.tick() => {
-                    let kept = self.store.heartbeat_run(run.id, &self.owner, Utc::now()).await;
-                    if !matches!(kept, Ok(true)) {
-                        // Lost the run (or the store): stop executing it;
-                        // what ran is re-run by whoever resumes it.
-                        stop.cancel();
-                        drain(&mut done_rx, running).await;
-                        kept?;
-                        return Err(Error::RunBusy { run: run.id, owner: "another process".into() });
+                    match self.store.heartbeat_run(run.id, &self.owner, Utc::now()).await {
+                        Ok(true) => last_heartbeat = std::time::Instant::now(),
+                        // A store that fails for a moment (a restarted
+                        // PostgreSQL, a busy SQLite) is tolerated while the
+                        // lease cannot have expired for others: they wait
+                        // LEASE after the last heartbeat they saw.
+                        Err(e) if last_heartbeat.elapsed() + HEARTBEAT < LEASE => {
+                            tracing::warn!(run = %run.id, "heartbeat failed, retrying: {e}");
+                        }
+                        kept => {
+                            // Lost the run (or the store for too long): stop
+                            // executing it; what ran is re-run by whoever
+                            // resumes it.
+                            stop.cancel();
+                            drain(&mut done_rx, running).await;
+                            kept?;
+                            return Err(Error::RunBusy { run: run.id, owner: "another process".into() });
+                        }
                     }
                 }
             }
