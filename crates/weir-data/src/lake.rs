@@ -212,13 +212,30 @@ pub fn query_diagnostic(sql: &str, error: &Error) -> weir_types::Diagnostic {
         }
         other => (other.to_string(), None),
     };
-    let mut d = weir_types::Diagnostic::error("query", message.lines().next().unwrap_or_default())
-        .in_file("<query>")
-        .with_help(
-            "tables are `pipeline.step` (this project's namespace) or `namespace.pipeline.step`; `weir datasets` lists them",
-        );
+    let first = message.lines().next().unwrap_or_default();
+    let read_only = first.contains("not supported") || first.contains("not allowed");
+    let (first, help) = if read_only {
+        (
+            "`weir query` is read-only: only queries (`SELECT`, `WITH`, `VALUES`, ...) run"
+                .to_owned(),
+            Some("datasets change only through pipeline runs"),
+        )
+    } else if first.contains("not found") {
+        (
+            first.to_owned(),
+            Some(
+                "tables are `pipeline.step` (this project's namespace) or `namespace.pipeline.step`; `weir datasets` lists them",
+            ),
+        )
+    } else {
+        (first.to_owned(), None)
+    };
+    let mut d = weir_types::Diagnostic::error("query", first);
+    if let Some(help) = help {
+        d = d.with_help(help);
+    }
     if let Some(span) = span {
-        d = d.with_label(span, "here");
+        d = d.in_file("<query>").with_label(span, "here");
     }
     d
 }

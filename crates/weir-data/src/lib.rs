@@ -16,6 +16,7 @@ mod csv;
 mod dataset;
 mod error;
 mod export;
+mod fetch;
 mod lake;
 mod load;
 mod output;
@@ -59,7 +60,7 @@ pub const CODES: &[(&str, &str)] = &[
     ),
     (
         "unsupported-path",
-        "a `load` or `export` path on a remote store (`s3://`, `https://`), not supported yet",
+        "a `load` path on a remote store other than `http(s)://` (`s3://`, `gs://`, ...) or a glob in a URL, or an `export` path on any remote store: not supported yet",
     ),
     (
         "export-target",

@@ -1,4 +1,5 @@
-//! The `load` step kind: local CSV, JSON and Parquet files into a dataset.
+//! The `load` step kind: CSV, JSON and Parquet files, local or over
+//! `http(s)://`, into a dataset.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -20,14 +21,16 @@ use weir_types::{Diagnostic, Metering};
 
 use crate::csv::{CsvError, CsvOptions, INFER_ROWS, read_csv_files};
 use crate::dataset::canonical_type;
+use crate::fetch;
 use crate::output::finish_output;
 use crate::task::{conform, failed, guarded, task_runtime};
 
-/// Loads local files into the step's dataset.
+/// Loads local files, or one file over HTTP(S), into the step's dataset.
 ///
 /// ```yaml
 /// load: { path: data/orders.csv }
 /// load: { path: "landing/2026-*/orders_*.csv.gz", delimiter: ";", null_values: ["", "NA"] }
+/// load: { path: "https://example.com/exports/orders_{{ params.day }}.csv.gz" }
 /// ```
 ///
 /// Every file a glob matches becomes part of one dataset: they must have the
@@ -41,7 +44,20 @@ use crate::task::{conform, failed, guarded, task_runtime};
 pub struct LoadSpec {
     /// A file or a glob (`data/*.csv`, `landing/**/*.parquet`; `*` does not
     /// cross `/`, `**` does). Relative paths are relative to the project
-    /// directory. Remote paths (`s3://`, `https://`) are not supported yet.
+    /// directory.
+    ///
+    /// Or an `http://` or `https://` URL of one file (no globs): it is
+    /// downloaded into the task's working directory under the URL's file
+    /// name, from which the format is read as for a local file (a query
+    /// string is ignored there; set `format:` when the name has no
+    /// extension). Credentials go in the URL (`https://user:password@host/...`,
+    /// sent as HTTP basic authentication) or its query string, e.g. from
+    /// `{{ secrets.name }}`; messages and logs never show them. Connecting
+    /// may take 10 s; the download as a whole is bounded by the step's
+    /// `timeout:`, a server silent for 5 minutes fails it, and a failed
+    /// download is tried again only by the step's `retries:`.
+    ///
+    /// Other remote stores (`s3://`, `gs://`, ...) are not supported yet.
     pub path: String,
     /// The files' format. Default: from the extension (`.csv`, `.tsv`,
     /// `.json`, `.jsonl`, `.ndjson`, `.parquet`), after an optional
@@ -129,16 +145,28 @@ impl Action for LoadAction {
             );
             return out;
         }
-        if let Some(scheme) = remote_scheme(&spec.path) {
+        let is_url = fetch::is_http(&spec.path);
+        if is_url {
+            if fetch::has_glob(&spec.path) {
+                out.push(url_glob(&spec.path));
+                return out;
+            }
+        } else if let Some(scheme) = remote_scheme(&spec.path) {
             out.push(unsupported_path(&spec.path, scheme));
             return out;
         }
+        // A URL's file name is the end of its path, before any `?query`.
+        let named = if is_url {
+            fetch::url_path(&spec.path)
+        } else {
+            &spec.path
+        };
         // A templated file name (`orders_{{ run.logical_date }}.csv`) is only
         // known when the step runs.
-        let templated_name = file_name(&spec.path).contains("{{");
+        let templated_name = file_name(named).contains("{{");
         let format = match spec.format {
             Some(format) => Some(format),
-            None => match detect(&spec.path) {
+            None => match detect(named) {
                 Some(detected) => Some(detected.format),
                 None if templated_name => None,
                 None => {
@@ -147,7 +175,11 @@ impl Action for LoadAction {
                             "unknown-format",
                             format!(
                                 "cannot tell the format of `{}` from its extension",
-                                spec.path
+                                if is_url {
+                                    fetch::redact(&spec.path)
+                                } else {
+                                    spec.path.clone()
+                                }
                             ),
                         )
                         .with_help(FORMATS_HELP),
@@ -276,30 +308,83 @@ fn remote_scheme(path: &str) -> Option<&str> {
 fn unsupported_path(path: &str, scheme: &str) -> Diagnostic {
     Diagnostic::error(
         "unsupported-path",
-        format!("loading from `{scheme}://` paths (`{path}`) is not supported yet"),
+        format!(
+            "loading from `{scheme}://` paths (`{}`) is not supported yet",
+            fetch::redact(path)
+        ),
     )
     .with_help(
-        "download the file into the project first (e.g. with a `shell` step) and load it by its local path",
+        "`http://` and `https://` URLs load directly; for other stores, download the file into the project first (e.g. with a `shell` step) and load it by its local path",
     )
 }
 
-async fn load(spec: LoadSpec, cx: &TaskContext) -> Result<TaskOutput, ActionError> {
-    if let Some(scheme) = remote_scheme(&spec.path) {
-        let d = unsupported_path(&spec.path, scheme);
-        return Err(failed(format!(
-            "{}\nhint: {}",
-            d.message,
-            d.help.unwrap_or_default()
-        )));
+fn url_glob(path: &str) -> Diagnostic {
+    Diagnostic::error(
+        "unsupported-path",
+        format!(
+            "`{}` is a glob, and globs are only for local paths",
+            fetch::redact(path)
+        ),
+    )
+    .with_help(
+        "a URL names one file: load each file in its own step (write a `*` that is part of the URL as `%2A`)",
+    )
+}
+
+/// A check diagnostic found only when the step runs (the path was templated).
+fn diagnostic_failure(d: Diagnostic) -> ActionError {
+    failed(format!(
+        "{}\nhint: {}",
+        d.message,
+        d.help.unwrap_or_default()
+    ))
+}
+
+/// Where the files come from, to name them in messages.
+#[derive(Debug, Clone)]
+enum Origin {
+    /// Local files, named relative to this project directory.
+    Local(PathBuf),
+    /// One downloaded file, named by its URL (redacted).
+    Url(String),
+}
+
+impl Origin {
+    fn show(&self, file: &Path) -> String {
+        match self {
+            Origin::Local(base) => shown(base, file),
+            Origin::Url(url) => url.clone(),
+        }
     }
+}
+
+async fn load(spec: LoadSpec, cx: &TaskContext) -> Result<TaskOutput, ActionError> {
     if spec.path.trim().is_empty() {
         return Err(failed(
             "the `load` path is empty\nhint: write the file to load, e.g. `load: { path: data/orders.csv }`",
         ));
     }
-    let base = project_dir(cx)?;
-    let files = matching_files(&spec.path, &base)?;
-    let shown = |file: &Path| shown(&base, file);
+    let (files, origin) = if fetch::is_http(&spec.path) {
+        if fetch::has_glob(&spec.path) {
+            return Err(diagnostic_failure(url_glob(&spec.path)));
+        }
+        // Known before downloading: the name comes from the URL.
+        if spec.format.is_none() && detect(fetch::url_path(&spec.path)).is_none() {
+            return Err(failed(format!(
+                "cannot tell the format of `{}` from its extension\nhint: {FORMATS_HELP}",
+                fetch::redact(&spec.path)
+            )));
+        }
+        let file = fetch::download(&spec.path, &cx.work_dir, cx).await?;
+        (vec![file], Origin::Url(fetch::redact(&spec.path)))
+    } else if let Some(scheme) = remote_scheme(&spec.path) {
+        return Err(diagnostic_failure(unsupported_path(&spec.path, scheme)));
+    } else {
+        let base = project_dir(cx)?;
+        let files = matching_files(&spec.path, &base)?;
+        (files, Origin::Local(base))
+    };
+    let shown = |file: &Path| origin.show(file);
 
     // One format for all files.
     let mut detected: Option<(Detected, &PathBuf)> = None;
@@ -337,9 +422,9 @@ async fn load(spec: LoadSpec, cx: &TaskContext) -> Result<TaskOutput, ActionErro
     };
 
     let (schema, batches) = match detected.format {
-        LoadFormat::Csv => read_csv(&spec, detected, files.clone(), base.clone(), cx).await?,
+        LoadFormat::Csv => read_csv(&spec, detected, files.clone(), origin.clone(), cx).await?,
         LoadFormat::Json | LoadFormat::Ndjson | LoadFormat::Parquet => {
-            read_with_datafusion(&spec, detected, &files, &base, cx).await?
+            read_with_datafusion(&spec, detected, &files, &origin, cx).await?
         }
     };
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -498,7 +583,7 @@ async fn read_csv(
     spec: &LoadSpec,
     detected: Detected,
     files: Vec<PathBuf>,
-    base: PathBuf,
+    origin: Origin,
     cx: &TaskContext,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), ActionError> {
     let default_delimiter = if detected.tab_separated { '\t' } else { ',' };
@@ -517,7 +602,7 @@ async fn read_csv(
     let cancel = cx.cancel.child_token();
     let _stop_reader = cancel.clone().drop_guard();
     let result = tokio::task::spawn_blocking(move || {
-        read_csv_files(&files, &|file| shown(&base, file), &options, &cancel)
+        read_csv_files(&files, &|file| origin.show(file), &options, &cancel)
     })
     .await
     .map_err(|e| crate::Error::Internal(format!("the CSV reader stopped: {e}")))?;
@@ -556,7 +641,7 @@ async fn read_with_datafusion(
     spec: &LoadSpec,
     detected: Detected,
     files: &[PathBuf],
-    base: &Path,
+    origin: &Origin,
     cx: &TaskContext,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), ActionError> {
     let runtime = task_runtime(&cx.work_dir)?;
@@ -566,23 +651,21 @@ async fn read_with_datafusion(
         detected,
     };
     if files.len() > 1 && detected.format == LoadFormat::Parquet {
-        reader.check_same_columns(files, base).await?;
+        reader.check_same_columns(files, origin).await?;
     }
-    let df = reader.read(files).await.map_err(|e| {
-        let what = match files {
-            [one] => format!("`{}`", shown(base, one)),
-            _ => format!("the {} files matching `{}`", files.len(), spec.path),
-        };
-        failed(format!("could not read {what}: {}", e.strip_backtrace()))
-    })?;
+    let what = match files {
+        [one] => format!("`{}`", origin.show(one)),
+        _ => format!("the {} files matching `{}`", files.len(), spec.path),
+    };
+    let df = reader
+        .read(files)
+        .await
+        .map_err(|e| failed(format!("could not read {what}: {}", e.strip_backtrace())))?;
     let schema = plain_schema(df.schema().as_arrow());
-    let batches = df.collect().await.map_err(|e| {
-        failed(format!(
-            "could not read the files matching `{}`: {}",
-            spec.path,
-            e.strip_backtrace()
-        ))
-    })?;
+    let batches = df
+        .collect()
+        .await
+        .map_err(|e| failed(format!("could not read {what}: {}", e.strip_backtrace())))?;
     Ok((schema.clone(), conform(&schema, batches)?))
 }
 
@@ -738,8 +821,12 @@ impl Reader<'_> {
 
     /// Every file has the first one's columns (names and types), or the
     /// error names the one that differs.
-    async fn check_same_columns(&self, files: &[PathBuf], base: &Path) -> Result<(), ActionError> {
-        let shown = |file: &Path| shown(base, file);
+    async fn check_same_columns(
+        &self,
+        files: &[PathBuf],
+        origin: &Origin,
+    ) -> Result<(), ActionError> {
+        let shown = |file: &Path| origin.show(file);
         let mut first: Option<(SchemaRef, &PathBuf)> = None;
         for file in files {
             let df = self.read(std::slice::from_ref(file)).await.map_err(|e| {
@@ -916,10 +1003,8 @@ mod tests {
             d[0].message
         );
         assert_eq!(codes(&spec("s3://bucket/a.csv")), ["unsupported-path"]);
-        assert_eq!(
-            codes(&spec("https://example.com/a.csv")),
-            ["unsupported-path"]
-        );
+        assert_eq!(codes(&spec("gs://bucket/a.csv")), ["unsupported-path"]);
+        assert!(codes(&spec("https://example.com/a.csv")).is_empty());
         assert!(codes(&spec("file:///tmp/a.csv")).is_empty());
     }
 

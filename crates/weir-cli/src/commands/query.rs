@@ -60,7 +60,16 @@ pub async fn run(globals: &Globals, args: QueryArgs) -> Result<Outcome> {
         })
         .collect();
     let mut tables = tables;
+    let mut pinned: Vec<String> = Vec::new();
     for (name, version) in &args.versions {
+        // Unquoted SQL names are case-insensitive; so are pins.
+        let name = &name.to_ascii_lowercase();
+        if pinned.contains(name) {
+            anyhow::bail!(
+                "`--version` pins `{name}` twice\nhint: give each dataset one `--version DATASET=N`"
+            );
+        }
+        pinned.push(name.clone());
         let parts: Vec<&str> = name.split('.').collect();
         let (ns, dataset) = match parts.as_slice() {
             [p, s] => (namespace.clone(), format!("{p}.{s}")),
@@ -75,15 +84,19 @@ pub async fn run(globals: &Globals, args: QueryArgs) -> Result<Outcome> {
             .await?
         else {
             let known = engine.store().dataset_versions(&ns, &dataset).await?;
-            anyhow::bail!(
-                "dataset `{ns}.{dataset}` has no version {version}\nhint: {}",
-                match known.iter().map(|v| v.version).max() {
-                    Some(latest) =>
-                        format!("its versions are 1 to {latest} (`weir datasets {dataset}`)"),
-                    None =>
-                        "it has no version at all; `weir datasets` lists the datasets".to_owned(),
+            let shown = if ns == namespace {
+                dataset.clone()
+            } else {
+                format!("{ns}.{dataset}")
+            };
+            match known.iter().map(|v| v.version).max() {
+                Some(latest) => anyhow::bail!(
+                    "dataset `{shown}` has no version {version}\nhint: its versions are 1 to {latest} (`weir datasets {shown}`)"
+                ),
+                None => {
+                    anyhow::bail!("no dataset `{shown}`\nhint: `weir datasets` lists the datasets")
                 }
-            );
+            }
         };
         if let Some(table) = tables
             .iter_mut()

@@ -6,6 +6,7 @@ mod logs_follow;
 mod postgres;
 mod runs;
 mod schema;
+mod slt;
 mod snapshots;
 
 use weir_test::TestProject;

@@ -9,6 +9,7 @@ mod export;
 mod lake;
 mod load;
 mod quality;
+mod remote;
 mod sql;
 mod typecheck;
 
