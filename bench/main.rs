@@ -1,7 +1,9 @@
 //! weir's benchmark harness: runs the real `weir` binary on generated
 //! projects and prints a table (workload, weir, reference, ratio).
 //!
-//! Usage: `cargo build --release && cargo run --release -p weir-bench [-- --weir PATH --repeat N --no-postgres]`
+//! Usage: `cargo build --release && cargo run --release -p weir-bench [-- --weir PATH --repeat N --no-postgres]`;
+//! `weir-bench etl [...]` runs the ETL workload against DuckDB instead (see
+//! `etl.rs`). The default `--weir` is the `weir` next to this executable.
 //!
 //! Engine overhead per step = the time task slots were not spent inside the
 //! steps' child processes, divided by the number of steps:
@@ -18,6 +20,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
+mod etl;
+mod etl_data;
+
 struct Options {
     weir: PathBuf,
     repeat: usize,
@@ -25,7 +30,12 @@ struct Options {
 }
 
 fn main() -> Result<()> {
-    let options = parse_args()?;
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("etl") {
+        args.next();
+        return etl::main(args, default_weir());
+    }
+    let options = parse_args(args)?;
     ensure!(
         options.weir.is_file(),
         "no weir binary at `{}`; build it with `cargo build --release`",
@@ -88,13 +98,22 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn parse_args() -> Result<Options> {
+/// The `weir` built next to this executable (so that `CARGO_TARGET_DIR`
+/// builds find theirs), else the workspace's release build.
+fn default_weir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("weir")))
+        .filter(|weir| weir.is_file())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/weir"))
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options> {
     let mut options = Options {
-        weir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/weir"),
+        weir: default_weir(),
         repeat: 3,
         postgres: Some("postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
     };
-    let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--weir" => options.weir = args.next().context("--weir PATH")?.into(),
