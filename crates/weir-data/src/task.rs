@@ -26,8 +26,12 @@ pub const TASK_MEMORY_LIMIT: usize = 1 << 30;
 /// A runtime with a [`TASK_MEMORY_LIMIT`] fair spill pool whose spill files
 /// go to the task's working directory (cleaned up with the task).
 pub(crate) fn task_runtime(work_dir: &Path) -> Result<Arc<RuntimeEnv>> {
+    runtime_with_limit(work_dir, TASK_MEMORY_LIMIT)
+}
+
+fn runtime_with_limit(work_dir: &Path, limit: usize) -> Result<Arc<RuntimeEnv>> {
     Ok(RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(FairSpillPool::new(TASK_MEMORY_LIMIT)))
+        .with_memory_pool(Arc::new(FairSpillPool::new(limit)))
         .with_temp_file_path(work_dir)
         .build_arc()?)
 }
@@ -94,4 +98,86 @@ pub(crate) fn conform(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<V
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::datasource::MemTable;
+    use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+    use datafusion::prelude::{SessionConfig, SessionContext};
+
+    use super::*;
+
+    /// About 175 MB of rows, sorted (a 64 MiB pool).
+    async fn sort_under(runtime: Arc<RuntimeEnv>) -> datafusion::error::Result<Vec<RecordBatch>> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("pad", DataType::Utf8, false),
+        ]));
+        let pad = "x".repeat(100);
+        let batches: Vec<RecordBatch> = (0..200)
+            .map(|b| {
+                let keys: Vec<i64> = (0..8192)
+                    .map(|i| (i * 7919 + b * 104_729) % 1_000_003)
+                    .collect();
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(Int64Array::from(keys)),
+                        Arc::new(StringArray::from(vec![pad.as_str(); 8192])),
+                    ],
+                )
+                .expect("batch")
+            })
+            .collect();
+        // The merge reserves 10 MB per partition by default, sized for
+        // weir's 1 GiB pool; scaled down with the pool for this test.
+        let config = SessionConfig::new()
+            .with_target_partitions(2)
+            .with_sort_spill_reservation_bytes(1 << 20);
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        ctx.register_table("t", Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+        ctx.sql("SELECT k, pad FROM t ORDER BY k")
+            .await?
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_sort_larger_than_the_pool_spills_to_the_work_dir() {
+        let work = tempfile::tempdir().expect("dir");
+        let batches = sort_under(runtime_with_limit(work.path(), 64 << 20).expect("runtime"))
+            .await
+            .expect("spills instead of failing");
+        let keys: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .expect("int64")
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(keys.len(), 200 * 8192);
+        assert!(keys.windows(2).all(|w| w[0] <= w[1]), "sorted");
+
+        // The same limit without a disk to spill to fails: the pool is what
+        // bounds the task, and spilling is what saves it.
+        let no_disk = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(64 << 20)))
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
+            .build_arc()
+            .expect("runtime");
+        let err = sort_under(no_disk).await.expect_err("cannot spill");
+        assert!(
+            err.to_string().contains("Resources exhausted") || err.to_string().contains("disk"),
+            "{err}"
+        );
+    }
 }
