@@ -5,6 +5,7 @@
 //! weir-data against real files in temporary directories and real object
 //! stores (on disk and in memory): no mocks.
 
+mod dataset;
 mod export;
 mod lake;
 mod load;
