@@ -184,6 +184,7 @@ fn split_rows(batches: &[RecordBatch], rows_per_file: usize) -> Vec<Vec<RecordBa
     parts
 }
 
+#[cfg(test)]
 /// The rows of `batches` in batches of exactly [`WRITER_BATCH_ROWS`] rows
 /// (the last one shorter): the slices of one batch as they are, the rows
 /// around a boundary between batches copied into one.
@@ -209,10 +210,9 @@ async fn store_file(
 ) -> Result<(String, u64)> {
     let (key, bytes) = tokio::task::spawn_blocking(move || {
         let (schema, batches) = canonical_types(schema, &batches)?;
-        // Before `rebatch`, which would merge batches of other schemas.
+        // Before regrouping, which would merge batches of other schemas.
         check_schemas(&schema, &batches)?;
-        let batches = rebatch(&schema, &batches)?;
-        let bytes = encode_parquet(&schema, &batches)?;
+        let bytes = encode_regrouped(&schema, &batches)?;
         let key = format!(
             "{DATASET_PREFIX}{}.parquet",
             blake3::hash(&bytes).to_hex().as_str()
@@ -282,17 +282,28 @@ fn canonical_types(
     Ok((canonical, batches))
 }
 
-/// The Parquet bytes for `batches`; deterministic for the same input.
-pub(crate) fn encode_parquet(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes> {
-    check_schemas(schema, batches)?;
+/// The Parquet bytes of `batches`, fed to the writer in batches of exactly
+/// [`WRITER_BATCH_ROWS`] rows (Parquet's page boundaries follow the input
+/// batches, so this is what makes the bytes depend on the rows only). The
+/// rows around a boundary between input batches are copied one writer batch
+/// at a time, as they are written: regrouping a whole file first held a
+/// second copy of most of it (input batches rarely line up, e.g. after a CSV
+/// is parsed in pieces).
+fn encode_regrouped(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes> {
     let props = writer_properties(schema, batches)?;
     let mut out = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut out, schema.clone(), Some(props))
         .map_err(|e| Error::parquet("<memory>", e))?;
-    for batch in batches {
-        writer
-            .write(batch)
-            .map_err(|e| Error::parquet("<memory>", e))?;
+    if !batches.iter().all(|b| b.num_rows() == 0) {
+        for mut parts in split_rows(batches, WRITER_BATCH_ROWS) {
+            let batch = match parts.len() {
+                1 => parts.remove(0),
+                _ => concat_batches(schema, &parts)?,
+            };
+            writer
+                .write(&batch)
+                .map_err(|e| Error::parquet("<memory>", e))?;
+        }
     }
     writer.close().map_err(|e| Error::parquet("<memory>", e))?;
     Ok(Bytes::from(out))
