@@ -5,12 +5,12 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use weir_exec::{Action, ActionError, LogStream, TaskContext, TaskOutput};
+use weir_exec::{Action, ActionError, TaskContext, TaskOutput};
 use weir_spec::CheckSpec;
 use weir_types::Diagnostic;
 
 use crate::dataset::read_dataset;
-use crate::output::bullets;
+use crate::output::{bullets, failed_checks};
 use crate::quality::CheckedTable;
 use crate::task::{failed, guarded};
 
@@ -72,17 +72,7 @@ async fn run_checks(spec: CheckStepSpec, cx: &TaskContext) -> Result<TaskOutput,
     };
     let (schema, batches) = read_dataset(&cx.blobs, &input.files).await?;
     let table = CheckedTable::new(schema, batches)?;
-    let mut failures = Vec::new();
-    for check in &spec.checks {
-        match table.run(check).await {
-            Ok(None) => cx.log.line(
-                LogStream::System,
-                &format!("check `{}` passed", check.describe()),
-            ),
-            Ok(Some(failure)) => failures.push(failure.to_string()),
-            Err(message) => failures.push(message),
-        }
-    }
+    let failures = failed_checks(&table, &spec.checks, cx).await;
     if !failures.is_empty() {
         return Err(failed(format!(
             "checks on `{}` ({}) failed: {} of {}\n{}",

@@ -29,7 +29,7 @@ use weir_exec::{Action, ActionError, LogStream, TaskContext, TaskOutput};
 use weir_types::Diagnostic;
 
 use crate::error::Error;
-use crate::task::{failed, guarded};
+use crate::task::{failed, guarded, project_dir, remote_scheme};
 
 /// Writes another step's dataset to a local file or a PostgreSQL table.
 ///
@@ -345,17 +345,6 @@ fn detect(path: &str) -> Option<ExportFormat> {
     }
 }
 
-/// The scheme of a remote path (`s3`, `https`, ...); `file://` is local.
-/// The same rule as `load`'s.
-fn remote_scheme(path: &str) -> Option<&str> {
-    let (scheme, _) = path.split_once("://")?;
-    let is_scheme = !scheme.is_empty()
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    (is_scheme && !scheme.eq_ignore_ascii_case("file")).then_some(scheme)
-}
-
 /// `url` without its password and query string (which may hold one), for
 /// messages and logs: `postgres://user:***@host:5432/db`.
 fn redacted_url(url: &str) -> String {
@@ -608,16 +597,6 @@ where
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ActionError::from(Error::Internal(format!("the file writer stopped: {e}"))))?
-}
-
-/// Where relative paths start: the project directory the engine passes in
-/// `WEIR_PROJECT_DIR`, else the current directory (as for `load`).
-fn project_dir(cx: &TaskContext) -> Result<PathBuf, ActionError> {
-    match cx.vars.get("WEIR_PROJECT_DIR") {
-        Some(dir) if !dir.is_empty() => Ok(PathBuf::from(dir)),
-        _ => std::env::current_dir()
-            .map_err(|e| failed(format!("cannot find the current directory: {e}"))),
-    }
 }
 
 struct FileOptions {

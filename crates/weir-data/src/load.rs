@@ -23,7 +23,7 @@ use crate::csv::{CsvError, CsvOptions, INFER_ROWS, read_csv_files};
 use crate::dataset::canonical_type;
 use crate::fetch;
 use crate::output::finish_output;
-use crate::task::{conform, failed, guarded, task_runtime};
+use crate::task::{conform, failed, guarded, project_dir, remote_scheme, task_runtime};
 
 /// Loads local files, or one file over HTTP(S), into the step's dataset.
 ///
@@ -293,16 +293,6 @@ fn split_compression(name: &str) -> (&str, FileCompressionType) {
         }
     }
     (name, FileCompressionType::UNCOMPRESSED)
-}
-
-/// The scheme of a remote path (`s3`, `https`, ...); `file://` is local.
-fn remote_scheme(path: &str) -> Option<&str> {
-    let (scheme, _) = path.split_once("://")?;
-    let is_scheme = !scheme.is_empty()
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    (is_scheme && !scheme.eq_ignore_ascii_case("file")).then_some(scheme)
 }
 
 fn unsupported_path(path: &str, scheme: &str) -> Diagnostic {
@@ -709,16 +699,6 @@ fn shown(base: &Path, file: &Path) -> String {
         .unwrap_or(file)
         .display()
         .to_string()
-}
-
-/// Where relative paths start: the project directory the engine passes in
-/// `WEIR_PROJECT_DIR`, else the current directory.
-fn project_dir(cx: &TaskContext) -> Result<PathBuf, ActionError> {
-    match cx.vars.get("WEIR_PROJECT_DIR") {
-        Some(dir) if !dir.is_empty() => Ok(PathBuf::from(dir)),
-        _ => std::env::current_dir()
-            .map_err(|e| failed(format!("cannot find the current directory: {e}"))),
-    }
 }
 
 /// The files `path` names: one file, or every file a glob matches, sorted.

@@ -66,17 +66,7 @@ pub(crate) async fn finish_output(
     };
     if !cx.data.checks.is_empty() {
         let table = CheckedTable::new(schema.clone(), batches.clone())?;
-        let mut failures = Vec::new();
-        for check in &cx.data.checks {
-            match table.run(check).await {
-                Ok(None) => cx.log.line(
-                    LogStream::System,
-                    &format!("check `{}` passed", check.describe()),
-                ),
-                Ok(Some(failure)) => failures.push(failure.to_string()),
-                Err(message) => failures.push(message),
-            }
-        }
+        let failures = failed_checks(&table, &cx.data.checks, cx).await;
         if !failures.is_empty() {
             return Err(failed(format!(
                 "checks failed: {} of {}\n{}",
@@ -119,6 +109,27 @@ fn anonymize(
     };
     crate::anonymize::anonymize(schema, batches, &cx.data.anonymize, salt)
         .map_err(|e| failed(e.to_string()))
+}
+
+/// Runs `checks` on `table`, logging each that passes; one message per
+/// check that fails (or cannot be evaluated).
+pub(crate) async fn failed_checks(
+    table: &CheckedTable,
+    checks: &[weir_spec::CheckSpec],
+    cx: &TaskContext,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for check in checks {
+        match table.run(check).await {
+            Ok(None) => cx.log.line(
+                LogStream::System,
+                &format!("check `{}` passed", check.describe()),
+            ),
+            Ok(Some(failure)) => failures.push(failure.to_string()),
+            Err(message) => failures.push(message),
+        }
+    }
+    failures
 }
 
 /// `- line` per item, continuation lines indented.

@@ -423,9 +423,10 @@ pub async fn check_contract(
     batches: Vec<RecordBatch>,
     cast_failures_before: Vec<String>,
 ) -> Result<ContractOutcome> {
+    let (schema, batches, cast_failures) = cast_to_contract(contract, schema, batches)?;
     let mut violations = Vec::new();
     let mut fields = Vec::new();
-    let mut sources: Vec<(usize, Option<DataType>)> = Vec::new();
+    let mut order: Vec<usize> = Vec::new();
     for column in &contract.columns {
         let Ok(index) = schema.index_of(&column.name) else {
             violations.push(format!(
@@ -435,70 +436,38 @@ pub async fn check_contract(
             continue;
         };
         let actual = schema.field(index).data_type();
-        let declared = arrow_type(column.ty);
-        if *actual == declared {
-            fields.push(Field::new(&column.name, declared, true));
-            sources.push((index, None));
-        } else if castable(actual, &declared) {
-            fields.push(Field::new(&column.name, declared.clone(), true));
-            sources.push((index, Some(declared)));
-        } else {
+        // What could be cast was; anything else of another type is not the
+        // contract's.
+        if *actual != arrow_type(column.ty) {
             violations.push(format!(
                 "column `{}` is {actual}, the contract says {}",
                 column.name, column.ty
             ));
-            fields.push(schema.field(index).as_ref().clone().with_nullable(true));
-            sources.push((index, None));
         }
+        fields.push(schema.field(index).as_ref().clone().with_nullable(true));
+        order.push(index);
     }
-    let extra: Vec<usize> = (0..schema.fields().len())
-        .filter(|i| contract.column(schema.field(*i).name()).is_none())
-        .collect();
-    for &i in &extra {
-        violations.push(format!(
-            "column `{}` is not in the contract (`{}`)",
-            schema.field(i).name(),
-            contract.file
-        ));
-        fields.push(schema.field(i).as_ref().clone().with_nullable(true));
-        sources.push((i, None));
+    for (i, field) in schema.fields().iter().enumerate() {
+        if contract.column(field.name()).is_none() {
+            violations.push(format!(
+                "column `{}` is not in the contract (`{}`)",
+                field.name(),
+                contract.file
+            ));
+            fields.push(field.as_ref().clone().with_nullable(true));
+            order.push(i);
+        }
     }
     let out_schema = Arc::new(Schema::new(fields));
-    let mut cast_failures = vec![0u64; sources.len()];
-    let options = CastOptions {
-        safe: true,
-        ..CastOptions::default()
-    };
-    let mut out = Vec::with_capacity(batches.len());
-    for batch in &batches {
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(sources.len());
-        for (k, (index, cast_to)) in sources.iter().enumerate() {
-            let array = batch.column(*index);
-            match cast_to {
-                None => columns.push(array.clone()),
-                Some(to) => {
-                    let cast = cast_with_options(array, to, &options)?;
-                    cast_failures[k] += (cast.null_count() - array.null_count()) as u64;
-                    columns.push(cast);
-                }
-            }
-        }
-        out.push(RecordBatch::try_new(out_schema.clone(), columns)?);
-    }
+    let out = batches
+        .iter()
+        .map(|batch| {
+            let columns: Vec<ArrayRef> = order.iter().map(|i| batch.column(*i).clone()).collect();
+            RecordBatch::try_new(out_schema.clone(), columns)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     violations.extend(cast_failures_before);
-    for (k, failures) in cast_failures.iter().enumerate() {
-        if *failures > 0 {
-            let name = out_schema.field(k).name();
-            let ty = contract
-                .column(name)
-                .map(|c| c.ty.to_string())
-                .unwrap_or_default();
-            violations.push(format!(
-                "column `{name}`: {} not valid {ty} (stored as null)",
-                values_are(*failures)
-            ));
-        }
-    }
+    violations.extend(cast_failures);
 
     let table = CheckedTable::new(out_schema.clone(), out.clone())?;
     for (name, check) in contract_rules(contract) {

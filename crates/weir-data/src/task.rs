@@ -62,6 +62,26 @@ where
     }
 }
 
+/// The scheme of a remote path (`s3`, `https`, ...); `file://` is local.
+pub(crate) fn remote_scheme(path: &str) -> Option<&str> {
+    let (scheme, _) = path.split_once("://")?;
+    let is_scheme = !scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    (is_scheme && !scheme.eq_ignore_ascii_case("file")).then_some(scheme)
+}
+
+/// Where relative paths start: the project directory the engine passes in
+/// `WEIR_PROJECT_DIR`, else the current directory.
+pub(crate) fn project_dir(cx: &TaskContext) -> Result<std::path::PathBuf, ActionError> {
+    match cx.vars.get("WEIR_PROJECT_DIR") {
+        Some(dir) if !dir.is_empty() => Ok(std::path::PathBuf::from(dir)),
+        _ => std::env::current_dir()
+            .map_err(|e| failed(format!("cannot find the current directory: {e}"))),
+    }
+}
+
 /// A task failure with `message` (in-process: no exit code, no metering).
 pub(crate) fn failed(message: impl Into<String>) -> ActionError {
     ActionError::Failed {
